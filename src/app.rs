@@ -1,0 +1,215 @@
+//! The one place that picks concrete backends and wires Pingora services.
+//!
+//! [`serve`] checks everything that can fail at startup (ports, certificate,
+//! stores) and exits with one clear line if something does; only then does it
+//! hand control to Pingora, which never returns.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use anyhow::{anyhow, Context, Result};
+use pingora::listeners::tls::TlsSettings;
+use pingora::prelude::*;
+use pingora::proxy::http_proxy_service_with_name;
+use pingora::server::configuration::ServerConf;
+
+use crate::config::{Config, StoreConfig, TokenConfig, Upstream};
+use crate::gateway::Gateway;
+use crate::password::PasswordHasher;
+use crate::route::Router;
+use crate::store::embedded::EmbeddedStore;
+use crate::store::mongo::MongoStore;
+use crate::store::{Store, StoreError};
+use crate::tokens::memory::MemoryTokens;
+use crate::tokens::redis::RedisTokens;
+use crate::tokens::TokenStore;
+
+/// Everything a request handler may need, shared by all workers.
+pub struct AppState {
+    pub config: Config,
+    pub router: Router,
+    pub upstreams: Vec<UpstreamPool>,
+    pub store: Store,
+    pub tokens: TokenStore,
+    pub hasher: PasswordHasher,
+}
+
+/// An upstream's servers, chosen round robin.
+pub struct UpstreamPool {
+    upstream: Upstream,
+    next: AtomicUsize,
+}
+
+impl UpstreamPool {
+    pub fn new(upstream: Upstream) -> Self {
+        UpstreamPool {
+            upstream,
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn next_peer(&self) -> HttpPeer {
+        let servers = &self.upstream.servers;
+        let index = self.next.fetch_add(1, Ordering::Relaxed) % servers.len();
+        let mut peer = HttpPeer::new(servers[index], self.upstream.tls, self.upstream.sni.clone());
+        peer.options.connection_timeout = Some(self.upstream.connect_timeout);
+        peer.options.read_timeout = Some(self.upstream.read_timeout);
+        peer
+    }
+}
+
+/// Opens the configured user store. MongoDB is connected lazily; see
+/// [`check_backends`] for the startup check.
+pub fn open_store(config: &StoreConfig) -> Result<Store> {
+    Ok(match config {
+        StoreConfig::Embedded { path } => Store::Embedded(
+            EmbeddedStore::open(path).map_err(|e| anyhow!("cannot open the embedded store: {e}"))?,
+        ),
+        StoreConfig::Mongodb { uri, database } => Store::Mongo(MongoStore::new(uri, database)),
+    })
+}
+
+pub fn open_tokens(config: &Config) -> Result<TokenStore> {
+    Ok(match &config.tokens {
+        TokenConfig::Memory => TokenStore::Memory(MemoryTokens::new()),
+        TokenConfig::Redis { url, timeout } => TokenStore::Redis(
+            RedisTokens::new(url, *timeout, config.oauth.legacy_plain_keys)
+                .context("tokens.redis.url is not a valid Redis URL")?,
+        ),
+    })
+}
+
+/// Connects to MongoDB and Redis once, creates MongoDB's indexes, and drops
+/// the connections: the services make their own on their own runtimes.
+pub fn check_backends(config: &Config) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start a runtime for the startup checks")?;
+    runtime.block_on(async {
+        if let StoreConfig::Mongodb { uri, database } = &config.store {
+            let store = MongoStore::new(uri, database);
+            store.ping().await.map_err(|e| {
+                anyhow!("cannot reach MongoDB at the configured URI ({e}); check store.mongodb.uri or PORTCULLIS_MONGODB_URI")
+            })?;
+            store.ensure_indexes().await.map_err(|e| match e {
+                StoreError::Duplicate(what) => {
+                    anyhow!("cannot create MongoDB's unique indexes: duplicate {what}")
+                }
+                other => anyhow!("cannot create MongoDB's indexes: {other}"),
+            })?;
+        }
+        if let TokenConfig::Redis { .. } = &config.tokens {
+            open_tokens(config)?.ping().await.map_err(|e| {
+                anyhow!("cannot reach Redis ({e}); check tokens.redis.url or PORTCULLIS_REDIS_URL")
+            })?;
+        }
+        Ok(())
+    })
+}
+
+/// Fails with a clear message if a listener address is taken. Pingora would
+/// only find out after forking its services, with a less helpful error.
+fn check_addresses_free(config: &Config) -> Result<()> {
+    let listeners: [(&str, Option<SocketAddr>); 3] = [
+        ("listen.https.address", config.https.as_ref().map(|h| h.address)),
+        ("listen.http.address", config.http),
+        ("listen.metrics.address", config.metrics),
+    ];
+    for (setting, address) in listeners {
+        let Some(address) = address else { continue };
+        TcpListener::bind(address).map_err(|e| {
+            anyhow!("cannot listen on {address} ({setting}): {e}; stop the other process or change {setting}")
+        })?;
+    }
+    Ok(())
+}
+
+fn pingora_conf(config: &Config) -> ServerConf {
+    // Users edit gateway.yaml only; Pingora's settings are derived from it.
+    ServerConf {
+        threads: config.server.threads,
+        grace_period_seconds: Some(config.server.grace_period_seconds),
+        graceful_shutdown_timeout_seconds: Some(config.server.shutdown_timeout_seconds),
+        daemon: false,
+        pid_file: config.data_dir.join("portcullis.pid").display().to_string(),
+        upgrade_sock: config.data_dir.join("upgrade.sock").display().to_string(),
+        ..ServerConf::default()
+    }
+}
+
+/// Builds the shared state from a checked configuration.
+pub fn build_state(config: Config) -> Result<AppState> {
+    let router = Router {
+        oauth_prefix: config.oauth.prefix.clone(),
+        token_path: config.oauth.token_path.clone(),
+        management_path: config.oauth.management_path.clone(),
+        routes: config.routes.clone(),
+    };
+    let upstreams = config.upstreams.iter().cloned().map(UpstreamPool::new).collect();
+    let store = open_store(&config.store)?;
+    let tokens = open_tokens(&config)?;
+    let hasher = PasswordHasher::new(
+        config.oauth.bcrypt_cost,
+        config.oauth.bcrypt_workers,
+        config.oauth.bcrypt_queue,
+    );
+    Ok(AppState {
+        config,
+        router,
+        upstreams,
+        store,
+        tokens,
+        hasher,
+    })
+}
+
+/// Starts the gateway. Returns only on a startup failure.
+pub fn serve(config: Config) -> Result<()> {
+    check_addresses_free(&config)?;
+    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        format!("cannot create the data folder `{}` (data_dir)", config.data_dir.display())
+    })?;
+    let certificate = match &config.https {
+        Some(https) => Some(crate::tls::certificate_pair(https.certificate.as_ref(), &config.data_dir)?),
+        None => None,
+    };
+    check_backends(&config)?;
+    crate::metrics::register_all();
+
+    let mut server = Server::new_with_opt_and_conf(None, pingora_conf(&config));
+    server.bootstrap();
+
+    let listeners = (config.http, config.https.clone(), config.metrics);
+    let state = Arc::new(build_state(config)?);
+    let mut proxy = http_proxy_service_with_name(
+        &server.configuration,
+        Gateway { state: state.clone() },
+        "portcullis",
+    );
+    if let Some(address) = listeners.0 {
+        proxy.add_tcp(&address.to_string());
+        tracing::info!(%address, "listening for HTTP");
+    }
+    if let (Some(https), Some(pair)) = (listeners.1, certificate) {
+        let mut tls = TlsSettings::intermediate(
+            &pair.certificate.display().to_string(),
+            &pair.private_key.display().to_string(),
+        )
+        .map_err(|e| anyhow!("cannot load the TLS certificate or key: {e}"))?;
+        if https.http2 {
+            tls.enable_h2();
+        }
+        proxy.add_tls_with_settings(&https.address.to_string(), None, tls);
+        tracing::info!(address = %https.address, "listening for HTTPS");
+    }
+    server.add_service(proxy);
+    if let Some(address) = listeners.2 {
+        let mut metrics = pingora_prometheus::prometheus_http_service();
+        metrics.add_tcp(&address.to_string());
+        server.add_service(metrics);
+        tracing::info!(%address, "serving Prometheus metrics");
+    }
+    server.run_forever()
+}

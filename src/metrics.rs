@@ -1,0 +1,115 @@
+//! Every metric name in one place. Registered in Prometheus's global
+//! registry, which `pingora-prometheus` serves on the metrics listener.
+//!
+//! Label values come from closed sets (route prefixes from the config, status
+//! codes, fixed reason strings): never from request data, so a client cannot
+//! blow up the number of series.
+
+use once_cell::sync::Lazy;
+use prometheus::{
+    register_histogram_vec, register_int_counter_vec, register_int_gauge, HistogramVec,
+    IntCounterVec, IntGauge,
+};
+
+static REQUESTS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "portcullis_requests_total",
+        "Requests answered, by route and HTTP status.",
+        &["route", "status"]
+    )
+    .expect("metric registers once")
+});
+
+static REQUEST_DURATION: Lazy<HistogramVec> = Lazy::new(|| {
+    register_histogram_vec!(
+        "portcullis_request_duration_seconds",
+        "Time from request start to the end of the response, by route.",
+        &["route"],
+        vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]
+    )
+    .expect("metric registers once")
+});
+
+static AUTH_FAILURES: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "portcullis_auth_failures_total",
+        "Authentication failures, by reason.",
+        &["reason"]
+    )
+    .expect("metric registers once")
+});
+
+static TOKENS_ISSUED: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "portcullis_tokens_issued_total",
+        "Access tokens issued, by grant type.",
+        &["grant"]
+    )
+    .expect("metric registers once")
+});
+
+static TOKEN_STORE_UP: Lazy<IntGauge> = Lazy::new(|| {
+    register_int_gauge!(
+        "portcullis_token_store_up",
+        "1 when the last token-store call succeeded, 0 when it failed."
+    )
+    .expect("metric registers once")
+});
+
+/// Registers every metric so each appears (at zero) from the first scrape.
+pub fn register_all() {
+    Lazy::force(&REQUESTS);
+    Lazy::force(&REQUEST_DURATION);
+    Lazy::force(&AUTH_FAILURES);
+    Lazy::force(&TOKENS_ISSUED);
+    TOKEN_STORE_UP.set(1);
+}
+
+pub fn request_done(route: &str, status: u16, seconds: f64) {
+    let mut buffer = itoa_buffer();
+    REQUESTS
+        .with_label_values(&[route, status_label(status, &mut buffer)])
+        .inc();
+    REQUEST_DURATION.with_label_values(&[route]).observe(seconds);
+}
+
+pub fn auth_failure(reason: &str) {
+    AUTH_FAILURES.with_label_values(&[reason]).inc();
+}
+
+pub fn token_issued(grant: &str) {
+    TOKENS_ISSUED.with_label_values(&[grant]).inc();
+}
+
+pub fn token_store_up(up: bool) {
+    TOKEN_STORE_UP.set(i64::from(up));
+}
+
+fn itoa_buffer() -> [u8; 3] {
+    [b'0'; 3]
+}
+
+/// Formats a status code without allocating: this runs on every request.
+fn status_label(status: u16, buffer: &mut [u8; 3]) -> &str {
+    if !(100..=999).contains(&status) {
+        return "000";
+    }
+    buffer[0] = b'0' + (status / 100) as u8;
+    buffer[1] = b'0' + (status / 10 % 10) as u8;
+    buffer[2] = b'0' + (status % 10) as u8;
+    std::str::from_utf8(buffer).unwrap_or("000")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_labels() {
+        let mut buffer = itoa_buffer();
+        assert_eq!(status_label(200, &mut buffer), "200");
+        assert_eq!(status_label(503, &mut buffer), "503");
+        assert_eq!(status_label(0, &mut buffer), "000");
+        assert_eq!(status_label(1000, &mut buffer), "000");
+    }
+}

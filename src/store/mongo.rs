@@ -1,0 +1,348 @@
+//! The MongoDB store, in Flask-Sentinel's schema so its databases work as
+//! they are:
+//!
+//! - `users`: `{_id: ObjectId, username, hashpw: "$2b$…"}`; we add `created`
+//!   and `disabled` and read their absence as "unknown" and "enabled".
+//! - `clients`: `{client_id, client_type: "public"}`; we add `name`, `created`.
+//!
+//! The driver's client spawns monitor tasks on the runtime that creates it,
+//! so it is created lazily, on the runtime that first uses it.
+
+use std::time::Duration;
+
+use mongodb::bson::{doc, oid::ObjectId, Bson, DateTime, Document};
+use mongodb::options::{ClientOptions, IndexOptions};
+use mongodb::{Collection, IndexModel};
+use tokio::sync::OnceCell;
+
+use super::{new_client_id, Client, ClientType, StoreError, User};
+use crate::tokens::unix_now;
+
+pub struct MongoStore {
+    uri: String,
+    database: String,
+    client: OnceCell<mongodb::Database>,
+}
+
+fn unavailable(error: mongodb::error::Error) -> StoreError {
+    StoreError::Unavailable(error.to_string())
+}
+
+fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
+    use mongodb::error::{ErrorKind, WriteFailure};
+    match error.kind.as_ref() {
+        ErrorKind::Write(WriteFailure::WriteError(e)) => e.code == 11000,
+        ErrorKind::Command(e) => e.code == 11000,
+        ErrorKind::InsertMany(e) => e
+            .write_errors
+            .as_ref()
+            .is_some_and(|errors| errors.iter().any(|e| e.code == 11000)),
+        _ => false,
+    }
+}
+
+fn user_from_document(document: &Document) -> Option<User> {
+    let id = match document.get("_id")? {
+        Bson::ObjectId(oid) => oid.to_hex(),
+        Bson::String(id) => id.clone(),
+        _ => return None,
+    };
+    let created = match document.get("created") {
+        Some(Bson::DateTime(at)) => (at.timestamp_millis().max(0) / 1000) as u64,
+        _ => 0,
+    };
+    Some(User {
+        id,
+        username: document.get_str("username").ok()?.to_string(),
+        password_hash: document.get_str("hashpw").ok()?.to_string(),
+        created,
+        disabled: document.get_bool("disabled").unwrap_or(false),
+    })
+}
+
+fn client_from_document(document: &Document) -> Option<Client> {
+    let created = match document.get("created") {
+        Some(Bson::DateTime(at)) => (at.timestamp_millis().max(0) / 1000) as u64,
+        _ => 0,
+    };
+    Some(Client {
+        client_id: document.get_str("client_id").ok()?.to_string(),
+        name: document.get_str("name").unwrap_or("").to_string(),
+        client_type: ClientType::parse(document.get_str("client_type").unwrap_or("public"))
+            .unwrap_or(ClientType::Public),
+        created,
+    })
+}
+
+/// `_id` as stored: an ObjectId when the text is one, else the text itself.
+fn id_filter(id: &str) -> Document {
+    match ObjectId::parse_str(id) {
+        Ok(oid) => doc! {"_id": oid},
+        Err(_) => doc! {"_id": id},
+    }
+}
+
+impl MongoStore {
+    pub fn new(uri: &str, database: &str) -> Self {
+        MongoStore {
+            uri: uri.to_string(),
+            database: database.to_string(),
+            client: OnceCell::new(),
+        }
+    }
+
+    async fn database(&self) -> Result<&mongodb::Database, StoreError> {
+        self.client
+            .get_or_try_init(|| async {
+                let mut options = ClientOptions::parse(&self.uri).await.map_err(unavailable)?;
+                // Bounded, so an unreachable server is a prompt error.
+                options.server_selection_timeout = Some(Duration::from_secs(3));
+                options.connect_timeout = Some(Duration::from_secs(3));
+                options.app_name = Some("portcullis".into());
+                let client = mongodb::Client::with_options(options).map_err(unavailable)?;
+                Ok(client.database(&self.database))
+            })
+            .await
+    }
+
+    async fn users(&self) -> Result<Collection<Document>, StoreError> {
+        Ok(self.database().await?.collection("users"))
+    }
+
+    async fn clients(&self) -> Result<Collection<Document>, StoreError> {
+        Ok(self.database().await?.collection("clients"))
+    }
+
+    /// Creates the unique indexes; fails with a clear message when existing
+    /// data has duplicates (Flask-Sentinel never enforced unique usernames).
+    pub async fn ensure_indexes(&self) -> Result<(), StoreError> {
+        let unique = IndexOptions::builder().unique(true).build();
+        self.users()
+            .await?
+            .create_index(
+                IndexModel::builder()
+                    .keys(doc! {"username": 1})
+                    .options(unique.clone())
+                    .build(),
+            )
+            .await
+            .map_err(|e| {
+                if is_duplicate_key(&e) {
+                    StoreError::Duplicate(
+                        "a username in the `users` collection (two users share it; rename or remove one)".into(),
+                    )
+                } else {
+                    unavailable(e)
+                }
+            })?;
+        self.clients()
+            .await?
+            .create_index(
+                IndexModel::builder()
+                    .keys(doc! {"client_id": 1})
+                    .options(unique)
+                    .build(),
+            )
+            .await
+            .map_err(|e| {
+                if is_duplicate_key(&e) {
+                    StoreError::Duplicate("a client_id in the `clients` collection".into())
+                } else {
+                    unavailable(e)
+                }
+            })?;
+        Ok(())
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.database()
+            .await?
+            .run_command(doc! {"ping": 1})
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
+    }
+
+    pub async fn create_user(&self, username: &str, password_hash: &str) -> Result<User, StoreError> {
+        let oid = ObjectId::new();
+        let now = unix_now();
+        let document = doc! {
+            "_id": oid,
+            "username": username,
+            "hashpw": password_hash,
+            "created": DateTime::from_millis((now * 1000) as i64),
+            "disabled": false,
+        };
+        self.users()
+            .await?
+            .insert_one(document)
+            .await
+            .map_err(|e| {
+                if is_duplicate_key(&e) {
+                    StoreError::Duplicate(format!("user `{username}`"))
+                } else {
+                    unavailable(e)
+                }
+            })?;
+        Ok(User {
+            id: oid.to_hex(),
+            username: username.to_string(),
+            password_hash: password_hash.to_string(),
+            created: now,
+            disabled: false,
+        })
+    }
+
+    pub async fn find_user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
+        let found = self
+            .users()
+            .await?
+            .find_one(doc! {"username": username})
+            .await
+            .map_err(unavailable)?;
+        Ok(found.as_ref().and_then(user_from_document))
+    }
+
+    pub async fn find_user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
+        let found = self
+            .users()
+            .await?
+            .find_one(id_filter(id))
+            .await
+            .map_err(unavailable)?;
+        Ok(found.as_ref().and_then(user_from_document))
+    }
+
+    pub async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        let mut cursor = self
+            .users()
+            .await?
+            .find(doc! {})
+            .sort(doc! {"username": 1})
+            .await
+            .map_err(unavailable)?;
+        let mut users = Vec::new();
+        while cursor.advance().await.map_err(unavailable)? {
+            let document = cursor.deserialize_current().map_err(unavailable)?;
+            users.extend(user_from_document(&document));
+        }
+        Ok(users)
+    }
+
+    pub async fn remove_user(&self, username: &str) -> Result<bool, StoreError> {
+        let result = self
+            .users()
+            .await?
+            .delete_one(doc! {"username": username})
+            .await
+            .map_err(unavailable)?;
+        Ok(result.deleted_count > 0)
+    }
+
+    pub async fn set_password(&self, username: &str, password_hash: &str) -> Result<bool, StoreError> {
+        let result = self
+            .users()
+            .await?
+            .update_one(
+                doc! {"username": username},
+                doc! {"$set": {"hashpw": password_hash}},
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(result.matched_count > 0)
+    }
+
+    pub async fn create_client(&self, name: &str) -> Result<Client, StoreError> {
+        let client = Client {
+            client_id: new_client_id(),
+            name: name.to_string(),
+            client_type: ClientType::Public,
+            created: unix_now(),
+        };
+        let document = doc! {
+            "client_id": &client.client_id,
+            "client_type": client.client_type.as_str(),
+            "name": name,
+            "created": DateTime::from_millis((client.created * 1000) as i64),
+        };
+        self.clients()
+            .await?
+            .insert_one(document)
+            .await
+            .map_err(|e| {
+                if is_duplicate_key(&e) {
+                    StoreError::Duplicate(format!("client `{}`", client.client_id))
+                } else {
+                    unavailable(e)
+                }
+            })?;
+        Ok(client)
+    }
+
+    pub async fn find_client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
+        let found = self
+            .clients()
+            .await?
+            .find_one(doc! {"client_id": client_id})
+            .await
+            .map_err(unavailable)?;
+        Ok(found.as_ref().and_then(client_from_document))
+    }
+
+    pub async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
+        let mut cursor = self
+            .clients()
+            .await?
+            .find(doc! {})
+            .sort(doc! {"name": 1, "client_id": 1})
+            .await
+            .map_err(unavailable)?;
+        let mut clients = Vec::new();
+        while cursor.advance().await.map_err(unavailable)? {
+            let document = cursor.deserialize_current().map_err(unavailable)?;
+            clients.extend(client_from_document(&document));
+        }
+        Ok(clients)
+    }
+
+    pub async fn remove_client(&self, client_id: &str) -> Result<bool, StoreError> {
+        let result = self
+            .clients()
+            .await?
+            .delete_one(doc! {"client_id": client_id})
+            .await
+            .map_err(unavailable)?;
+        Ok(result.deleted_count > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flask_sentinel_documents_are_read() {
+        let oid = ObjectId::new();
+        let user = user_from_document(&doc! {
+            "_id": oid, "username": "alice", "hashpw": "$2b$12$abc"
+        })
+        .unwrap();
+        assert_eq!(user.id, oid.to_hex());
+        assert_eq!(user.password_hash, "$2b$12$abc");
+        assert!(!user.disabled);
+        assert_eq!(user.created, 0);
+
+        let client = client_from_document(&doc! {"client_id": "abc", "client_type": "public"}).unwrap();
+        assert_eq!(client.client_id, "abc");
+        assert_eq!(client.client_type, ClientType::Public);
+
+        assert!(user_from_document(&doc! {"_id": oid, "username": "no-hash"}).is_none());
+    }
+
+    #[test]
+    fn id_filter_prefers_object_ids() {
+        let oid = ObjectId::new();
+        assert_eq!(id_filter(&oid.to_hex()), doc! {"_id": oid});
+        assert_eq!(id_filter("plain"), doc! {"_id": "plain"});
+    }
+}

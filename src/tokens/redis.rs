@@ -1,0 +1,153 @@
+//! Redis token backend, shared by every gateway instance.
+//!
+//! Keys: `portcullis:access:<hex sha256>` and `portcullis:refresh:<hex
+//! sha256>`, each a JSON record with a TTL equal to the token's lifetime, so
+//! Redis itself forgets expired tokens. With `legacy_plain_keys` the access
+//! token is also written as Flask-Sentinel did (`SETEX <token> <ttl>
+//! <user_id>`), for services that read Redis directly.
+//!
+//! The connection is a multiplexed [`ConnectionManager`], made lazily on the
+//! runtime that first uses it (Pingora gives each service its own runtime;
+//! a client made elsewhere would be tied to a runtime that may be gone). Its
+//! connect and response timeouts are short and bounded so a dead Redis turns
+//! into a fast 503 instead of a hung request, and it reconnects on its own.
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::AsyncCommands;
+use tokio::sync::OnceCell;
+
+use super::{AccessRecord, IssuedTokens, RefreshRecord, TokenDigest, TokenStoreError};
+
+const ACCESS_PREFIX: &str = "portcullis:access:";
+const REFRESH_PREFIX: &str = "portcullis:refresh:";
+
+pub struct RedisTokens {
+    client: redis::Client,
+    timeout: Duration,
+    legacy_plain_keys: bool,
+    connection: OnceCell<ConnectionManager>,
+}
+
+pub fn access_key(digest: &TokenDigest) -> String {
+    format!("{ACCESS_PREFIX}{}", digest.to_hex())
+}
+
+pub fn refresh_key(digest: &TokenDigest) -> String {
+    format!("{REFRESH_PREFIX}{}", digest.to_hex())
+}
+
+fn unavailable(error: redis::RedisError) -> TokenStoreError {
+    TokenStoreError::Unavailable(error.to_string())
+}
+
+impl RedisTokens {
+    /// Checks the URL only; connecting happens on first use.
+    pub fn new(
+        url: &str,
+        timeout: Duration,
+        legacy_plain_keys: bool,
+    ) -> Result<Self, redis::RedisError> {
+        Ok(RedisTokens {
+            client: redis::Client::open(url)?,
+            timeout,
+            legacy_plain_keys,
+            connection: OnceCell::new(),
+        })
+    }
+
+    async fn connection(&self) -> Result<ConnectionManager, TokenStoreError> {
+        let manager = self
+            .connection
+            .get_or_try_init(|| async {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(self.timeout))
+                    .set_response_timeout(Some(self.timeout))
+                    .set_number_of_retries(1)
+                    .set_min_delay(Duration::from_millis(50))
+                    .set_max_delay(Duration::from_millis(500));
+                // The first connect is bounded too: ConnectionManager retries it.
+                tokio::time::timeout(
+                    self.timeout * 3,
+                    ConnectionManager::new_with_config(self.client.clone(), config),
+                )
+                .await
+                .map_err(|_| TokenStoreError::Unavailable("connect timed out".into()))?
+                .map_err(unavailable)
+            })
+            .await?;
+        // Cloning a ConnectionManager is cheap: it shares one multiplexed
+        // connection.
+        Ok(manager.clone())
+    }
+
+    pub async fn find_access(
+        &self,
+        digest: &TokenDigest,
+    ) -> Result<Option<AccessRecord>, TokenStoreError> {
+        let mut connection = self.connection().await?;
+        let value: Option<Vec<u8>> = connection
+            .get(access_key(digest))
+            .await
+            .map_err(unavailable)?;
+        // A record we cannot read is treated as no record: fail closed.
+        Ok(value.and_then(|bytes| serde_json::from_slice(&bytes).ok()))
+    }
+
+    pub async fn save(&self, issued: &IssuedTokens) -> Result<(), TokenStoreError> {
+        let mut connection = self.connection().await?;
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        let access_json = serde_json::to_vec(&issued.access).expect("records serialize");
+        pipe.set_ex(
+            access_key(&issued.access_token.digest()),
+            access_json,
+            issued.access_lifetime.as_secs(),
+        )
+        .ignore();
+        if let (Some(token), Some(record)) = (&issued.refresh_token, &issued.refresh) {
+            let refresh_json = serde_json::to_vec(record).expect("records serialize");
+            pipe.set_ex(
+                refresh_key(&token.digest()),
+                refresh_json,
+                issued.refresh_lifetime.as_secs(),
+            )
+            .ignore();
+        }
+        if self.legacy_plain_keys {
+            if let Some(user_id) = &issued.access.user_id {
+                pipe.set_ex(
+                    issued.access_token.as_str(),
+                    user_id,
+                    issued.access_lifetime.as_secs(),
+                )
+                .ignore();
+            }
+        }
+        pipe.query_async::<()>(&mut connection)
+            .await
+            .map_err(unavailable)
+    }
+
+    pub async fn take_refresh(
+        &self,
+        digest: &TokenDigest,
+    ) -> Result<Option<RefreshRecord>, TokenStoreError> {
+        let mut connection = self.connection().await?;
+        let value: Option<Vec<u8>> = connection
+            .get_del(refresh_key(digest))
+            .await
+            .map_err(unavailable)?;
+        Ok(value.and_then(|bytes| serde_json::from_slice(&bytes).ok()))
+    }
+
+    pub async fn ping(&self) -> Result<(), TokenStoreError> {
+        let mut connection = self.connection().await?;
+        redis::cmd("PING")
+            .query_async::<String>(&mut connection)
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
+    }
+}
