@@ -64,7 +64,8 @@ impl UpstreamPool {
 pub fn open_store(config: &StoreConfig) -> Result<Store> {
     Ok(match config {
         StoreConfig::Embedded { path } => Store::Embedded(
-            EmbeddedStore::open(path).map_err(|e| anyhow!("cannot open the embedded store: {e}"))?,
+            EmbeddedStore::open(path)
+                .map_err(|e| anyhow!("cannot open the embedded store: {e}"))?,
         ),
         StoreConfig::Mongodb { uri, database } => Store::Mongo(MongoStore::new(uri, database)),
     })
@@ -113,7 +114,10 @@ pub fn check_backends(config: &Config) -> Result<()> {
 /// only find out after forking its services, with a less helpful error.
 fn check_addresses_free(config: &Config) -> Result<()> {
     let listeners: [(&str, Option<SocketAddr>); 3] = [
-        ("listen.https.address", config.https.as_ref().map(|h| h.address)),
+        (
+            "listen.https.address",
+            config.https.as_ref().map(|h| h.address),
+        ),
         ("listen.http.address", config.http),
         ("listen.metrics.address", config.metrics),
     ];
@@ -147,7 +151,12 @@ pub fn build_state(config: Config) -> Result<AppState> {
         management_path: config.oauth.management_path.clone(),
         routes: config.routes.clone(),
     };
-    let upstreams = config.upstreams.iter().cloned().map(UpstreamPool::new).collect();
+    let upstreams = config
+        .upstreams
+        .iter()
+        .cloned()
+        .map(UpstreamPool::new)
+        .collect();
     let store = open_store(&config.store)?;
     let tokens = open_tokens(&config)?;
     let hasher = PasswordHasher::new(
@@ -169,10 +178,16 @@ pub fn build_state(config: Config) -> Result<AppState> {
 pub fn serve(config: Config) -> Result<()> {
     check_addresses_free(&config)?;
     std::fs::create_dir_all(&config.data_dir).with_context(|| {
-        format!("cannot create the data folder `{}` (data_dir)", config.data_dir.display())
+        format!(
+            "cannot create the data folder `{}` (data_dir)",
+            config.data_dir.display()
+        )
     })?;
     let certificate = match &config.https {
-        Some(https) => Some(crate::tls::certificate_pair(https.certificate.as_ref(), &config.data_dir)?),
+        Some(https) => Some(crate::tls::certificate_pair(
+            https.certificate.as_ref(),
+            &config.data_dir,
+        )?),
         None => None,
     };
     check_backends(&config)?;
@@ -185,7 +200,9 @@ pub fn serve(config: Config) -> Result<()> {
     let state = Arc::new(build_state(config)?);
     let mut proxy = http_proxy_service_with_name(
         &server.configuration,
-        Gateway { state: state.clone() },
+        Gateway {
+            state: state.clone(),
+        },
         "portcullis",
     );
     if let Some(address) = listeners.0 {

@@ -60,9 +60,9 @@ fn is_b64token(token: &str) -> bool {
     let body = token.trim_end_matches('=');
     !body.is_empty()
         && token.len() <= 1024
-        && body
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+        && body.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
 }
 
 /// The identity headers the gateway sets. Lowercase, with `-`.
@@ -72,7 +72,13 @@ pub const IDENTITY_HEADERS: &[&str] = &["x-user-id", "x-client-id", "x-scope"];
 /// `X-User-Id` as the same variable, so both spellings are one header to us.
 fn folded_name(name: &str) -> String {
     name.bytes()
-        .map(|b| if b == b'_' { '-' } else { b.to_ascii_lowercase() as char })
+        .map(|b| {
+            if b == b'_' {
+                '-'
+            } else {
+                b.to_ascii_lowercase() as char
+            }
+        })
         .collect()
 }
 
@@ -92,7 +98,10 @@ pub fn is_identity_header(name: &str) -> bool {
 /// 3. `Authorization` is removed unless the route keeps it.
 ///
 /// Returns the names removed, for debugging; never their values.
-pub fn sanitize_forwarded_headers(headers: &HeaderMap, keep_authorization: bool) -> Vec<HeaderName> {
+pub fn sanitize_forwarded_headers(
+    headers: &HeaderMap,
+    keep_authorization: bool,
+) -> Vec<HeaderName> {
     let mut remove: Vec<HeaderName> = Vec::new();
     for value in headers.get_all(CONNECTION) {
         let Ok(value) = value.to_str() else { continue };
@@ -131,7 +140,10 @@ pub fn upgrade_connection_value(headers: &HeaderMap) -> Option<&'static str> {
     let upgrade = headers.get_all(CONNECTION).iter().any(|value| {
         value
             .to_str()
-            .map(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")))
+            .map(|v| {
+                v.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+            })
             .unwrap_or(false)
     });
     upgrade.then_some("upgrade")
@@ -155,22 +167,53 @@ mod tests {
 
     #[test]
     fn bearer_parsing_follows_rfc_6750() {
-        let cases: &[(&[(&str, &str)], Result<&str, BearerProblem>)] = &[
+        type Case<'a> = (&'a [(&'a str, &'a str)], Result<&'a str, BearerProblem>);
+        let cases: &[Case] = &[
             (&[], Err(BearerProblem::Missing)),
             (&[("authorization", "Bearer abc")], Ok("abc")),
             (&[("authorization", "bearer abc")], Ok("abc")),
             (&[("authorization", "BEARER abc")], Ok("abc")),
             (&[("authorization", "Bearer  abc")], Ok("abc")),
-            (&[("authorization", "Bearer a-b.c_d~e+f/g==")], Ok("a-b.c_d~e+f/g==")),
-            (&[("authorization", "Basic dXNlcjpwYXNz")], Err(BearerProblem::Missing)),
-            (&[("authorization", "Bearer")], Err(BearerProblem::Malformed)),
-            (&[("authorization", "Bearer ")], Err(BearerProblem::Malformed)),
-            (&[("authorization", "Bearer ===")], Err(BearerProblem::Malformed)),
-            (&[("authorization", "Bearer a b")], Err(BearerProblem::Malformed)),
-            (&[("authorization", "Bearer a=b")], Err(BearerProblem::Malformed)),
-            (&[("authorization", "Bearer a,b")], Err(BearerProblem::Malformed)),
-            (&[("authorization", "Bearer abc ")], Err(BearerProblem::Malformed)),
-            (&[("authorization", "Bearerabc")], Err(BearerProblem::Missing)),
+            (
+                &[("authorization", "Bearer a-b.c_d~e+f/g==")],
+                Ok("a-b.c_d~e+f/g=="),
+            ),
+            (
+                &[("authorization", "Basic dXNlcjpwYXNz")],
+                Err(BearerProblem::Missing),
+            ),
+            (
+                &[("authorization", "Bearer")],
+                Err(BearerProblem::Malformed),
+            ),
+            (
+                &[("authorization", "Bearer ")],
+                Err(BearerProblem::Malformed),
+            ),
+            (
+                &[("authorization", "Bearer ===")],
+                Err(BearerProblem::Malformed),
+            ),
+            (
+                &[("authorization", "Bearer a b")],
+                Err(BearerProblem::Malformed),
+            ),
+            (
+                &[("authorization", "Bearer a=b")],
+                Err(BearerProblem::Malformed),
+            ),
+            (
+                &[("authorization", "Bearer a,b")],
+                Err(BearerProblem::Malformed),
+            ),
+            (
+                &[("authorization", "Bearer abc ")],
+                Err(BearerProblem::Malformed),
+            ),
+            (
+                &[("authorization", "Bearerabc")],
+                Err(BearerProblem::Missing),
+            ),
             (
                 &[("authorization", "Bearer a"), ("authorization", "Bearer b")],
                 Err(BearerProblem::Duplicated),
@@ -189,7 +232,10 @@ mod tests {
             Err(BearerProblem::Malformed)
         );
         let mut map = HeaderMap::new();
-        map.insert(AUTHORIZATION, HeaderValue::from_bytes(b"Bearer \xff\xfe").unwrap());
+        map.insert(
+            AUTHORIZATION,
+            HeaderValue::from_bytes(b"Bearer \xff\xfe").unwrap(),
+        );
         assert_eq!(parse_bearer(&map), Err(BearerProblem::Malformed));
     }
 
@@ -235,16 +281,28 @@ mod tests {
             vec!["authorization", "x-user-id", "x_user-id", "x_user_id"]
         );
         assert_eq!(
-            removed(&[("connection", "X-User-Id, keep-alive"), ("x-trace", "1")], true),
+            removed(
+                &[("connection", "X-User-Id, keep-alive"), ("x-trace", "1")],
+                true
+            ),
             vec!["connection", "x-user-id"]
         );
         assert_eq!(
             removed(&[("connection", "x-trace"), ("x-trace", "1")], true),
             vec!["connection", "x-trace"]
         );
-        assert_eq!(removed(&[("authorization", "Bearer t")], true), Vec::<String>::new());
         assert_eq!(
-            removed(&[("connection", "Upgrade, X_User_Id"), ("upgrade", "websocket")], true),
+            removed(&[("authorization", "Bearer t")], true),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            removed(
+                &[
+                    ("connection", "Upgrade, X_User_Id"),
+                    ("upgrade", "websocket")
+                ],
+                true
+            ),
             vec!["connection", "x_user_id"]
         );
     }
@@ -255,6 +313,9 @@ mod tests {
             upgrade_connection_value(&headers(&[("connection", "keep-alive, Upgrade")])),
             Some("upgrade")
         );
-        assert_eq!(upgrade_connection_value(&headers(&[("connection", "close")])), None);
+        assert_eq!(
+            upgrade_connection_value(&headers(&[("connection", "close")])),
+            None
+        );
     }
 }

@@ -16,10 +16,20 @@ use crate::password::PasswordHasher;
 use crate::store::{Store, StoreError};
 
 #[derive(Parser, Debug)]
-#[command(name = "portcullis", version, about = "An authenticating reverse-proxy gateway")]
+#[command(
+    name = "portcullis",
+    version,
+    about = "An authenticating reverse-proxy gateway"
+)]
 pub struct Cli {
     /// The configuration file.
-    #[arg(short, long, global = true, env = "PORTCULLIS_CONFIG", default_value = "gateway.yaml")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "PORTCULLIS_CONFIG",
+        default_value = "gateway.yaml"
+    )]
     pub config: PathBuf,
 
     #[command(subcommand)]
@@ -111,7 +121,8 @@ fn init_logging() {
 }
 
 fn load_config(path: &Path) -> Result<Config> {
-    config::load(path, &ProcessEnvironment).map_err(|errors| anyhow::anyhow!("{}: {errors}", path.display()))
+    config::load(path, &ProcessEnvironment)
+        .map_err(|errors| anyhow::anyhow!("{}: {errors}", path.display()))
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
@@ -198,7 +209,10 @@ async fn user(command: UserCommand, store: Store, config: Config) -> Result<Exit
             require_password_stdin(password_stdin)?;
             let password = read_password()?;
             let hash = hasher.hash(&password).await?;
-            let user = store.create_user(&username, &hash).await.map_err(store_error)?;
+            let user = store
+                .create_user(&username, &hash)
+                .await
+                .map_err(store_error)?;
             if json {
                 print_json(json!({"id": user.id, "username": user.username}))?;
             } else {
@@ -229,7 +243,11 @@ async fn user(command: UserCommand, store: Store, config: Config) -> Result<Exit
             require_password_stdin(password_stdin)?;
             let password = read_password()?;
             let hash = hasher.hash(&password).await?;
-            if !store.set_password(&username, &hash).await.map_err(store_error)? {
+            if !store
+                .set_password(&username, &hash)
+                .await
+                .map_err(store_error)?
+            {
                 bail!("no user named `{username}`");
             }
             println!("changed the password of {username}");
@@ -243,7 +261,9 @@ async fn client(command: ClientCommand, store: Store) -> Result<ExitCode> {
         ClientCommand::Add { name, json } => {
             let client = store.create_client(&name).await.map_err(store_error)?;
             if json {
-                print_json(json!({"client_id": client.client_id, "name": client.name, "type": client.client_type}))?;
+                print_json(
+                    json!({"client_id": client.client_id, "name": client.name, "type": client.client_type}),
+                )?;
             } else {
                 println!("created client {} ({})", client.client_id, client.name);
             }
@@ -254,7 +274,12 @@ async fn client(command: ClientCommand, store: Store) -> Result<ExitCode> {
                 print_json(serde_json::to_value(&clients)?)?;
             } else {
                 for client in clients {
-                    println!("{}  {}  {}", client.client_id, client.client_type.as_str(), client.name);
+                    println!(
+                        "{}  {}  {}",
+                        client.client_id,
+                        client.client_type.as_str(),
+                        client.name
+                    );
                 }
             }
         }

@@ -286,8 +286,13 @@ pub struct OAuthConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreConfig {
     /// SQLite file in the data folder.
-    Embedded { path: PathBuf },
-    Mongodb { uri: String, database: String },
+    Embedded {
+        path: PathBuf,
+    },
+    Mongodb {
+        uri: String,
+        database: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -602,7 +607,11 @@ impl FileConfig {
             });
         }
 
-        let store = match (env.var(ENV_MONGODB_URI), self.store.kind, self.store.mongodb) {
+        let store = match (
+            env.var(ENV_MONGODB_URI),
+            self.store.kind,
+            self.store.mongodb,
+        ) {
             (Some(uri), _, _) => Some(StoreConfig::Mongodb {
                 database: database_from_uri(&uri).unwrap_or_else(|| "oauth".into()),
                 uri,
@@ -649,7 +658,9 @@ impl FileConfig {
             (None, TokenKind::Redis, None) => {
                 problems.add(
                     "tokens.redis",
-                    format!("`kind: redis` needs `redis: {{url: redis://…}}` (or set {ENV_REDIS_URL})"),
+                    format!(
+                        "`kind: redis` needs `redis: {{url: redis://…}}` (or set {ENV_REDIS_URL})"
+                    ),
                 );
                 None
             }
@@ -760,7 +771,10 @@ routes:
         assert_eq!(config.metrics.unwrap().to_string(), "127.0.0.1:9100");
         assert_eq!(config.data_dir, PathBuf::from("/etc/portcullis/data"));
         assert_eq!(config.oauth.bcrypt_cost, 12);
-        assert_eq!(config.oauth.access_token_lifetime, Duration::from_secs(3600));
+        assert_eq!(
+            config.oauth.access_token_lifetime,
+            Duration::from_secs(3600)
+        );
         assert_eq!(config.oauth.token_path.as_deref(), Some("/oauth/token"));
         assert_eq!(config.tokens, TokenConfig::Memory);
         assert_eq!(

@@ -38,7 +38,7 @@ pub struct RequestContext {
 }
 
 /// Metric label for where a request went.
-fn route_label<'a>(state: &'a AppState, destination: Destination) -> &'a str {
+fn route_label(state: &AppState, destination: Destination) -> &str {
     match destination {
         Destination::TokenEndpoint => "oauth_token",
         Destination::ManagementEndpoint => "oauth_management",
@@ -92,7 +92,11 @@ impl ProxyHttp for Gateway {
         }
     }
 
-    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestContext) -> Result<bool> {
+    async fn request_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestContext,
+    ) -> Result<bool> {
         let path = session.req_header().uri.path();
         if !path_is_canonical(path) {
             let reply = Reply::error(
@@ -127,7 +131,11 @@ impl ProxyHttp for Gateway {
         Ok(true)
     }
 
-    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestContext) -> Result<Box<HttpPeer>> {
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestContext,
+    ) -> Result<Box<HttpPeer>> {
         let Destination::Proxy { route } = ctx.destination else {
             // request_filter answers every other destination itself.
             return Error::e_explain(InternalError, "no upstream for this destination");
@@ -146,7 +154,8 @@ impl ProxyHttp for Gateway {
             return Error::e_explain(InternalError, "not a proxied destination");
         };
         let keep_authorization = self.state.router.routes.get(route).forward_authorization;
-        for name in auth::sanitize_forwarded_headers(&upstream_request.headers, keep_authorization) {
+        for name in auth::sanitize_forwarded_headers(&upstream_request.headers, keep_authorization)
+        {
             upstream_request.remove_header(&name);
         }
         if let Some(value) = auth::upgrade_connection_value(&session.req_header().headers) {
@@ -158,18 +167,39 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
-    async fn fail_to_proxy(&self, session: &mut Session, error: &Error, _ctx: &mut RequestContext) -> FailToProxy {
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        error: &Error,
+        _ctx: &mut RequestContext,
+    ) -> FailToProxy {
         let reply = match error.etype() {
-            ErrorType::HTTPStatus(code) => Some(Reply::error(*code, "request_failed", "the request could not be processed")),
+            ErrorType::HTTPStatus(code) => Some(Reply::error(
+                *code,
+                "request_failed",
+                "the request could not be processed",
+            )),
             _ => match error.esource() {
-                ErrorSource::Upstream => Some(Reply::error(502, "bad_gateway", "the upstream is unreachable or failed")),
+                ErrorSource::Upstream => Some(Reply::error(
+                    502,
+                    "bad_gateway",
+                    "the upstream is unreachable or failed",
+                )),
                 ErrorSource::Downstream => match error.etype() {
-                    ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => None,
-                    _ => Some(Reply::error(400, "invalid_request", "the request could not be read")),
+                    ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => {
+                        None
+                    }
+                    _ => Some(Reply::error(
+                        400,
+                        "invalid_request",
+                        "the request could not be read",
+                    )),
                 },
-                ErrorSource::Internal | ErrorSource::Unset => {
-                    Some(Reply::error(500, "server_error", "the gateway failed to process the request"))
-                }
+                ErrorSource::Internal | ErrorSource::Unset => Some(Reply::error(
+                    500,
+                    "server_error",
+                    "the gateway failed to process the request",
+                )),
             },
         };
         let error_code = reply.as_ref().map_or(0, |r| r.status);
@@ -184,7 +214,12 @@ impl ProxyHttp for Gateway {
         }
     }
 
-    async fn logging(&self, session: &mut Session, error: Option<&Error>, ctx: &mut RequestContext) {
+    async fn logging(
+        &self,
+        session: &mut Session,
+        error: Option<&Error>,
+        ctx: &mut RequestContext,
+    ) {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let elapsed = ctx.started.elapsed();
         let route = route_label(&self.state, ctx.destination);

@@ -70,7 +70,9 @@ pub fn request_done(route: &str, status: u16, seconds: f64) {
     REQUESTS
         .with_label_values(&[route, status_label(status, &mut buffer)])
         .inc();
-    REQUEST_DURATION.with_label_values(&[route]).observe(seconds);
+    REQUEST_DURATION
+        .with_label_values(&[route])
+        .observe(seconds);
 }
 
 pub fn auth_failure(reason: &str) {

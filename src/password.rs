@@ -52,7 +52,9 @@ impl PasswordHasher {
         let _admitted = match self.admitted.clone().try_acquire_owned() {
             Ok(permit) => permit,
             Err(TryAcquireError::NoPermits) => return Err(PasswordError::Busy),
-            Err(TryAcquireError::Closed) => return Err(PasswordError::Failed("pool closed".into())),
+            Err(TryAcquireError::Closed) => {
+                return Err(PasswordError::Failed("pool closed".into()))
+            }
         };
         let _worker = self
             .workers

@@ -155,10 +155,9 @@ mod tests {
 
         let malformed = bearer_problem(BearerProblem::Malformed);
         assert_eq!(malformed.status, 401);
-        assert!(malformed
-            .header("www-authenticate")
-            .unwrap()
-            .starts_with("Bearer realm=\"portcullis\", error=\"invalid_token\", error_description=\""));
+        assert!(malformed.header("www-authenticate").unwrap().starts_with(
+            "Bearer realm=\"portcullis\", error=\"invalid_token\", error_description=\""
+        ));
 
         let duplicated = bearer_problem(BearerProblem::Duplicated);
         assert_eq!(duplicated.status, 400);

@@ -82,7 +82,9 @@ pub fn path_is_canonical(path: &str) -> bool {
     if lower_has("%2e") || lower_has("%2f") || lower_has("%5c") || lower_has("%00") {
         return false;
     }
-    !path.split('/').any(|segment| segment == "." || segment == "..")
+    !path
+        .split('/')
+        .any(|segment| segment == "." || segment == "..")
 }
 
 /// Where the gateway sends a request: answered by portcullis itself, or
@@ -93,7 +95,9 @@ pub enum Destination {
     ManagementEndpoint,
     /// Under the OAuth prefix but no endpoint: answered 404, never forwarded.
     ReservedPath,
-    Proxy { route: usize },
+    Proxy {
+        route: usize,
+    },
     NoRoute,
 }
 
@@ -153,7 +157,11 @@ mod tests {
             ("", "/api", false),
         ];
         for (path, prefix, expected) in cases {
-            assert_eq!(path_has_prefix(path, prefix), expected, "{path} under {prefix}");
+            assert_eq!(
+                path_has_prefix(path, prefix),
+                expected,
+                "{path} under {prefix}"
+            );
         }
     }
 
@@ -226,7 +234,10 @@ mod tests {
             ("/oauth/token", Destination::TokenEndpoint),
             ("/oauth/token/", Destination::ReservedPath),
             ("/oauth/management", Destination::ManagementEndpoint),
-            ("/oauth/management/api/v1/users", Destination::ManagementEndpoint),
+            (
+                "/oauth/management/api/v1/users",
+                Destination::ManagementEndpoint,
+            ),
             ("/oauth", Destination::ReservedPath),
             ("/oauth/anything", Destination::ReservedPath),
             ("/oauthx", Destination::Proxy { route: 0 }),

@@ -16,7 +16,10 @@ pub struct CertificatePair {
 
 /// The configured pair after checking both files are readable PEM, or the
 /// self-signed pair in `data_dir/tls/`, generated if missing.
-pub fn certificate_pair(configured: Option<&(PathBuf, PathBuf)>, data_dir: &Path) -> Result<CertificatePair> {
+pub fn certificate_pair(
+    configured: Option<&(PathBuf, PathBuf)>,
+    data_dir: &Path,
+) -> Result<CertificatePair> {
     match configured {
         Some((certificate, private_key)) => {
             for (what, path) in [("certificate", certificate), ("private_key", private_key)] {
@@ -60,7 +63,10 @@ fn self_signed(data_dir: &Path) -> Result<CertificatePair> {
         "::1".to_string(),
     ])
     .context("cannot generate a self-signed certificate")?;
-    write_private(&pair.private_key, generated.signing_key.serialize_pem().as_bytes())?;
+    write_private(
+        &pair.private_key,
+        generated.signing_key.serialize_pem().as_bytes(),
+    )?;
     fs::write(&pair.certificate, generated.cert.pem())
         .with_context(|| format!("cannot write `{}`", pair.certificate.display()))?;
     tracing::warn!(
@@ -96,7 +102,10 @@ mod tests {
         let first = certificate_pair(None, folder.path()).unwrap();
         let pem = fs::read_to_string(&first.certificate).unwrap();
         assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"));
-        let mode = fs::metadata(&first.private_key).unwrap().permissions().mode();
+        let mode = fs::metadata(&first.private_key)
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         let second = certificate_pair(None, folder.path()).unwrap();
         assert_eq!(fs::read_to_string(&second.certificate).unwrap(), pem);
@@ -104,8 +113,16 @@ mod tests {
 
     #[test]
     fn unreadable_configured_files_name_the_setting() {
-        let missing = (PathBuf::from("/nonexistent/cert.pem"), PathBuf::from("/nonexistent/key.pem"));
-        let error = certificate_pair(Some(&missing), Path::new(".")).err().unwrap();
-        assert!(error.to_string().contains("listen.https.certificate"), "{error}");
+        let missing = (
+            PathBuf::from("/nonexistent/cert.pem"),
+            PathBuf::from("/nonexistent/key.pem"),
+        );
+        let error = certificate_pair(Some(&missing), Path::new("."))
+            .err()
+            .unwrap();
+        assert!(
+            error.to_string().contains("listen.https.certificate"),
+            "{error}"
+        );
     }
 }

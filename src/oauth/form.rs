@@ -15,9 +15,7 @@ pub struct Form {
 impl Form {
     pub fn parse(body: &[u8]) -> Result<Form, OAuthError> {
         if std::str::from_utf8(body).is_err() {
-            return Err(OAuthError::invalid_request(
-                "the request body is not UTF-8",
-            ));
+            return Err(OAuthError::invalid_request("the request body is not UTF-8"));
         }
         let mut values = BTreeMap::new();
         for (name, value) in form_urlencoded::parse(body) {
@@ -55,7 +53,11 @@ impl Form {
 pub fn is_form_content_type(value: Option<&str>) -> bool {
     value
         .and_then(|v| v.split(';').next())
-        .map(|media| media.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+        .map(|media| {
+            media
+                .trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
         .unwrap_or(false)
 }
 
@@ -96,7 +98,10 @@ mod tests {
     fn content_types() {
         let cases = [
             (Some("application/x-www-form-urlencoded"), true),
-            (Some("application/x-www-form-urlencoded; charset=UTF-8"), true),
+            (
+                Some("application/x-www-form-urlencoded; charset=UTF-8"),
+                true,
+            ),
             (Some("Application/X-WWW-Form-Urlencoded"), true),
             (Some("application/json"), false),
             (Some("multipart/form-data"), false),

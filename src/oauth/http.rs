@@ -85,7 +85,9 @@ async fn read_body_capped(session: &mut Session, limit: usize) -> Result<Bytes, 
             Err(error) => {
                 tracing::debug!(%error, "could not read the token request body");
                 session.set_keepalive(None);
-                return Err(OAuthError::invalid_request("the request body could not be read").into_reply());
+                return Err(
+                    OAuthError::invalid_request("the request body could not be read").into_reply(),
+                );
             }
         }
     }

@@ -83,9 +83,17 @@ mod tests {
             (OAuthError::invalid_request("x"), 400, "invalid_request"),
             (OAuthError::invalid_client("x"), 401, "invalid_client"),
             (OAuthError::invalid_grant("x"), 400, "invalid_grant"),
-            (OAuthError::unsupported_grant_type("x"), 400, "unsupported_grant_type"),
+            (
+                OAuthError::unsupported_grant_type("x"),
+                400,
+                "unsupported_grant_type",
+            ),
             (OAuthError::invalid_scope("x"), 400, "invalid_scope"),
-            (OAuthError::temporarily_unavailable("x"), 503, "temporarily_unavailable"),
+            (
+                OAuthError::temporarily_unavailable("x"),
+                503,
+                "temporarily_unavailable",
+            ),
         ];
         for (error, status, code) in cases {
             let reply = error.into_reply();

@@ -61,9 +61,9 @@ impl From<TokenStoreError> for OAuthError {
 impl From<PasswordError> for OAuthError {
     fn from(error: PasswordError) -> Self {
         match error {
-            PasswordError::Busy => OAuthError::temporarily_unavailable(
-                "too many sign-ins in progress; retry shortly",
-            ),
+            PasswordError::Busy => {
+                OAuthError::temporarily_unavailable("too many sign-ins in progress; retry shortly")
+            }
             PasswordError::Failed(reason) => {
                 tracing::error!(%reason, "password check failed");
                 OAuthError::server_error("the password check failed")
@@ -117,7 +117,9 @@ impl TokenService<'_> {
             Some(user) if matched && !user.disabled => user,
             _ => {
                 metrics::auth_failure("wrong_password");
-                return Err(OAuthError::invalid_grant("the username or password is wrong"));
+                return Err(OAuthError::invalid_grant(
+                    "the username or password is wrong",
+                ));
             }
         };
         self.issue("password", user.id, client_id, scope).await
@@ -153,8 +155,12 @@ impl TokenService<'_> {
         };
         let user = self.store.find_user_by_id(&record.user_id).await?;
         match user {
-            Some(user) if !user.disabled => self.issue("refresh_token", user.id, client_id, scope).await,
-            _ => Err(OAuthError::invalid_grant("the user no longer exists or is disabled")),
+            Some(user) if !user.disabled => {
+                self.issue("refresh_token", user.id, client_id, scope).await
+            }
+            _ => Err(OAuthError::invalid_grant(
+                "the user no longer exists or is disabled",
+            )),
         }
     }
 
@@ -240,6 +246,9 @@ mod tests {
         assert!(!scope_is_subset("a", ""));
         assert_eq!(granted_scope(None).unwrap(), "");
         assert_eq!(granted_scope(Some("  ")).unwrap(), "");
-        assert_eq!(granted_scope(Some("read")).unwrap_err().code, "invalid_scope");
+        assert_eq!(
+            granted_scope(Some("read")).unwrap_err().code,
+            "invalid_scope"
+        );
     }
 }

@@ -77,9 +77,8 @@ impl EmbeddedStore {
                 StoreError::Unavailable(format!("cannot create {}: {e}", folder.display()))
             })?;
         }
-        let connection = Connection::open(path).map_err(|e| {
-            StoreError::Unavailable(format!("cannot open {}: {e}", path.display()))
-        })?;
+        let connection = Connection::open(path)
+            .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
         connection
             .busy_timeout(Duration::from_secs(5))
             .map_err(unavailable)?;
@@ -110,7 +109,11 @@ impl EmbeddedStore {
         .map_err(|e| StoreError::Unavailable(format!("store task failed: {e}")))?
     }
 
-    pub async fn create_user(&self, username: &str, password_hash: &str) -> Result<User, StoreError> {
+    pub async fn create_user(
+        &self,
+        username: &str,
+        password_hash: &str,
+    ) -> Result<User, StoreError> {
         let user = User {
             id: new_user_id(),
             username: username.to_string(),
@@ -167,7 +170,9 @@ impl EmbeddedStore {
     pub async fn list_users(&self) -> Result<Vec<User>, StoreError> {
         self.with_connection(|c| {
             let mut statement = c
-                .prepare(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY username"))
+                .prepare(&format!(
+                    "SELECT {USER_COLUMNS} FROM users ORDER BY username"
+                ))
                 .map_err(unavailable)?;
             let rows = statement
                 .query_map([], user_from_row)
@@ -187,7 +192,11 @@ impl EmbeddedStore {
         .await
     }
 
-    pub async fn set_password(&self, username: &str, password_hash: &str) -> Result<bool, StoreError> {
+    pub async fn set_password(
+        &self,
+        username: &str,
+        password_hash: &str,
+    ) -> Result<bool, StoreError> {
         let (username, hash) = (username.to_string(), password_hash.to_string());
         self.with_connection(move |c| {
             c.execute(
@@ -242,7 +251,9 @@ impl EmbeddedStore {
     pub async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
         self.with_connection(|c| {
             let mut statement = c
-                .prepare(&format!("SELECT {CLIENT_COLUMNS} FROM clients ORDER BY name, client_id"))
+                .prepare(&format!(
+                    "SELECT {CLIENT_COLUMNS} FROM clients ORDER BY name, client_id"
+                ))
                 .map_err(unavailable)?;
             let rows = statement
                 .query_map([], client_from_row)
@@ -255,9 +266,12 @@ impl EmbeddedStore {
     pub async fn remove_client(&self, client_id: &str) -> Result<bool, StoreError> {
         let client_id = client_id.to_string();
         self.with_connection(move |c| {
-            c.execute("DELETE FROM clients WHERE client_id = ?1", params![client_id])
-                .map(|n| n > 0)
-                .map_err(unavailable)
+            c.execute(
+                "DELETE FROM clients WHERE client_id = ?1",
+                params![client_id],
+            )
+            .map(|n| n > 0)
+            .map_err(unavailable)
         })
         .await
     }
@@ -284,7 +298,10 @@ mod tests {
         let store = EmbeddedStore::open(&path).unwrap();
         let found = store.find_user_by_username("jonas").await.unwrap().unwrap();
         assert_eq!(found, user);
-        assert_eq!(store.find_user_by_id(&user.id).await.unwrap(), Some(user.clone()));
+        assert_eq!(
+            store.find_user_by_id(&user.id).await.unwrap(),
+            Some(user.clone())
+        );
         assert_eq!(
             store.find_client(&client.client_id).await.unwrap(),
             Some(client.clone())
@@ -305,6 +322,10 @@ mod tests {
         assert!(store.remove_user("jonas").await.unwrap());
         assert!(!store.remove_user("jonas").await.unwrap());
         assert!(store.remove_client(&client.client_id).await.unwrap());
-        assert!(store.find_client(&client.client_id).await.unwrap().is_none());
+        assert!(store
+            .find_client(&client.client_id)
+            .await
+            .unwrap()
+            .is_none());
     }
 }

@@ -101,7 +101,10 @@ pub fn validate_username(username: &str) -> Result<(), String> {
     if username.is_empty() || username.len() > 128 {
         return Err("a username has 1 to 128 characters".into());
     }
-    if username.chars().any(|c| c.is_control() || c.is_whitespace()) {
+    if username
+        .chars()
+        .any(|c| c.is_control() || c.is_whitespace())
+    {
         return Err("a username has no spaces or control characters".into());
     }
     Ok(())
@@ -124,7 +127,11 @@ macro_rules! dispatch {
 }
 
 impl Store {
-    pub async fn create_user(&self, username: &str, password_hash: &str) -> Result<User, StoreError> {
+    pub async fn create_user(
+        &self,
+        username: &str,
+        password_hash: &str,
+    ) -> Result<User, StoreError> {
         validate_username(username).map_err(StoreError::Invalid)?;
         dispatch!(self.create_user(username, password_hash))
     }
@@ -147,7 +154,11 @@ impl Store {
     }
 
     /// Ok(false) when no such user exists.
-    pub async fn set_password(&self, username: &str, password_hash: &str) -> Result<bool, StoreError> {
+    pub async fn set_password(
+        &self,
+        username: &str,
+        password_hash: &str,
+    ) -> Result<bool, StoreError> {
         dispatch!(self.set_password(username, password_hash))
     }
 

@@ -163,7 +163,11 @@ impl MongoStore {
             .map_err(unavailable)
     }
 
-    pub async fn create_user(&self, username: &str, password_hash: &str) -> Result<User, StoreError> {
+    pub async fn create_user(
+        &self,
+        username: &str,
+        password_hash: &str,
+    ) -> Result<User, StoreError> {
         let oid = ObjectId::new();
         let now = unix_now();
         let document = doc! {
@@ -239,7 +243,11 @@ impl MongoStore {
         Ok(result.deleted_count > 0)
     }
 
-    pub async fn set_password(&self, username: &str, password_hash: &str) -> Result<bool, StoreError> {
+    pub async fn set_password(
+        &self,
+        username: &str,
+        password_hash: &str,
+    ) -> Result<bool, StoreError> {
         let result = self
             .users()
             .await?
@@ -332,7 +340,8 @@ mod tests {
         assert!(!user.disabled);
         assert_eq!(user.created, 0);
 
-        let client = client_from_document(&doc! {"client_id": "abc", "client_type": "public"}).unwrap();
+        let client =
+            client_from_document(&doc! {"client_id": "abc", "client_type": "public"}).unwrap();
         assert_eq!(client.client_id, "abc");
         assert_eq!(client.client_type, ClientType::Public);
 

@@ -1,0 +1,160 @@
+//! The administrative command line, on both stores.
+
+use serde_json::Value;
+
+use crate::harness::*;
+
+fn stdout(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).to_string()
+}
+
+fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).to_string()
+}
+
+/// Every user and client command against whichever store `gateway` names.
+pub fn exercise_user_and_client_commands(gateway: &Gateway) {
+    let id = gateway.create_user("jonas", "pass");
+
+    let duplicate = gateway.run(
+        &["user", "add", "jonas", "--password-stdin"],
+        Some("other\n"),
+    );
+    assert!(!duplicate.status.success());
+    assert!(
+        stderr(&duplicate).contains("already exists"),
+        "{}",
+        stderr(&duplicate)
+    );
+
+    let no_flag = gateway.run(&["user", "add", "eve"], Some("pw\n"));
+    assert!(!no_flag.status.success());
+    assert!(
+        stderr(&no_flag).contains("--password-stdin"),
+        "{}",
+        stderr(&no_flag)
+    );
+
+    let empty = gateway.run(&["user", "add", "eve", "--password-stdin"], Some("\n"));
+    assert!(!empty.status.success());
+    assert!(stderr(&empty).contains("empty"), "{}", stderr(&empty));
+
+    let listed = gateway.run(&["user", "list", "--json"], None);
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    let users: Value = serde_json::from_str(&stdout(&listed)).unwrap();
+    assert_eq!(users.as_array().unwrap().len(), 1);
+    assert_eq!(users[0]["id"], id.as_str());
+    assert_eq!(users[0]["username"], "jonas");
+    assert!(!stdout(&listed).contains("$2"), "hashes are never shown");
+
+    let passwd = gateway.run(
+        &["user", "passwd", "jonas", "--password-stdin"],
+        Some("new-pass\n"),
+    );
+    assert!(passwd.status.success(), "{}", stderr(&passwd));
+    let passwd_missing = gateway.run(
+        &["user", "passwd", "nobody", "--password-stdin"],
+        Some("x\n"),
+    );
+    assert!(!passwd_missing.status.success());
+
+    let client_id = gateway.create_client("ios app");
+    let clients = gateway.run(&["client", "list", "--json"], None);
+    let clients: Value = serde_json::from_str(&stdout(&clients)).unwrap();
+    assert_eq!(clients[0]["client_id"], client_id.as_str());
+    assert_eq!(clients[0]["type"], "public");
+    let plain = gateway.run(&["client", "list"], None);
+    assert!(stdout(&plain).contains(&client_id));
+
+    assert!(gateway
+        .run(&["client", "remove", &client_id], None)
+        .status
+        .success());
+    let again = gateway.run(&["client", "remove", &client_id], None);
+    assert!(!again.status.success());
+    assert!(stderr(&again).contains("no client"), "{}", stderr(&again));
+
+    assert!(gateway
+        .run(&["user", "remove", "jonas"], None)
+        .status
+        .success());
+    let gone = gateway.run(&["user", "list", "--json"], None);
+    assert_eq!(stdout(&gone).trim(), "[]");
+    assert!(!gateway
+        .run(&["user", "remove", "jonas"], None)
+        .status
+        .success());
+}
+
+#[test]
+fn cli_manages_users_and_clients_in_the_embedded_store() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let upstream = runtime.block_on(Upstream::start());
+    let gateway = Gateway::prepare(&GatewayConfig::new(&upstream));
+    exercise_user_and_client_commands(&gateway);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_writes_are_seen_by_a_running_gateway() {
+    let upstream = Upstream::start().await;
+    let gateway = Gateway::start(&GatewayConfig::new(&upstream));
+    let session = signed_in(&gateway).await;
+    let passwd = gateway.run(
+        &["user", "passwd", "jonas", "--password-stdin"],
+        Some("changed\n"),
+    );
+    assert!(passwd.status.success());
+    let old = gateway
+        .token_request(&[
+            ("grant_type", "password"),
+            ("client_id", &session.client_id),
+            ("username", "jonas"),
+            ("password", "pass"),
+        ])
+        .await;
+    assert_eq!(old.status(), 400);
+    gateway.login(&session.client_id, "jonas", "changed").await;
+}
+
+#[test]
+fn check_config_lists_every_problem_and_exits_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.yaml");
+    std::fs::write(&good, "upstreams:\n  app: {servers: [\"127.0.0.1:3000\"]}\nroutes:\n  - {path_prefix: /, upstream: app}\n").unwrap();
+    let output = run_binary(&good, &[], &["check-config", good.to_str().unwrap()], None);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).contains("ok"));
+
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "upstreams:\n  app: {servers: []}\nroutes:\n  - {path_prefix: api, upstream: nope}\noauth:\n  bcrypt_cost: 40\n",
+    )
+    .unwrap();
+    let output = run_binary(&bad, &[], &["check-config", bad.to_str().unwrap()], None);
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    for path in [
+        "upstreams.app.servers",
+        "routes[0].path_prefix",
+        "routes[0].upstream",
+        "oauth.bcrypt_cost",
+    ] {
+        assert!(message.contains(path), "{path} missing in:\n{message}");
+    }
+
+    let typo = dir.path().join("typo.yaml");
+    std::fs::write(&typo, "upstream:\n  app: {servers: [\"127.0.0.1:3000\"]}\n").unwrap();
+    let output = run_binary(&typo, &[], &["check-config", typo.to_str().unwrap()], None);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("unknown field `upstream`"),
+        "{}",
+        stderr(&output)
+    );
+
+    // serve refuses the same file with the same report.
+    let output = run_binary(&bad, &[], &["serve"], None);
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("routes[0].upstream"));
+}

@@ -1,0 +1,10 @@
+//! Integration tests: the real gateway binary over real sockets, with a real
+//! redis-server, mongod and upstream (see `harness`).
+
+mod harness;
+
+mod backends;
+mod cli;
+mod proxy;
+mod startup;
+mod token_endpoint;
