@@ -4,7 +4,7 @@
 //! stores) and exits with one clear line if something does; only then does it
 //! hand control to Pingora, which never returns.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -16,6 +16,9 @@ use pingora::server::configuration::ServerConf;
 
 use crate::config::{Config, StoreConfig, TokenConfig, Upstream};
 use crate::gateway::Gateway;
+use crate::lockout::memory::MemoryLockout;
+use crate::lockout::redis::RedisLockout;
+use crate::lockout::LockoutStore;
 use crate::password::PasswordHasher;
 use crate::route::Router;
 use crate::store::embedded::EmbeddedStore;
@@ -32,7 +35,40 @@ pub struct AppState {
     pub upstreams: Vec<UpstreamPool>,
     pub store: Store,
     pub tokens: TokenStore,
+    pub lockout: LockoutStore,
     pub hasher: PasswordHasher,
+}
+
+impl AppState {
+    /// The client's address: the socket peer, or from `X-Forwarded-For`
+    /// when the peer is a trusted proxy.
+    pub fn client_address(&self, session: &pingora::proxy::Session) -> IpAddr {
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip())
+            .unwrap_or(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED));
+        let forwarded_for = session
+            .req_header()
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok());
+        crate::client_address::client_address(
+            peer,
+            forwarded_for,
+            &self.config.server.trusted_proxies,
+        )
+    }
+
+    /// Account operations with the gateway's stores.
+    pub fn accounts(&self, min_password_length: usize) -> crate::accounts::Accounts<'_> {
+        crate::accounts::Accounts {
+            store: &self.store,
+            tokens: &self.tokens,
+            hasher: &self.hasher,
+            min_password_length,
+        }
+    }
 }
 
 /// An upstream's servers, chosen round robin.
@@ -81,26 +117,24 @@ pub fn open_tokens(config: &Config) -> Result<TokenStore> {
     })
 }
 
+/// Lockout counters live beside the access tokens: in Redis they are shared
+/// by every instance, so a lock holds wherever the attacker connects.
+pub fn open_lockout(config: &Config) -> Result<LockoutStore> {
+    Ok(match &config.tokens {
+        TokenConfig::Memory => LockoutStore::Memory(MemoryLockout::new()),
+        TokenConfig::Redis { url, timeout } => LockoutStore::Redis(RedisLockout::new(
+            redis::Client::open(url.as_str())
+                .context("tokens.redis.url is not a valid Redis URL")?,
+            *timeout,
+        )),
+    })
+}
+
 /// Connects to MongoDB and Redis once, creates MongoDB's indexes, and drops
 /// the connections: the services make their own on their own runtimes.
 pub fn check_backends(config: &Config) -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start a runtime for the startup checks")?;
-    runtime.block_on(async {
-        if let StoreConfig::Mongodb { uri, database } = &config.store {
-            let store = MongoStore::new(uri, database);
-            store.ping().await.map_err(|e| {
-                anyhow!("cannot reach MongoDB at the configured URI ({e}); check store.mongodb.uri or PORTCULLIS_MONGODB_URI")
-            })?;
-            store.ensure_indexes().await.map_err(|e| match e {
-                StoreError::Duplicate(what) => {
-                    anyhow!("cannot create MongoDB's unique indexes: duplicate {what}")
-                }
-                other => anyhow!("cannot create MongoDB's indexes: {other}"),
-            })?;
-        }
+    check_store(config)?;
+    block_on(async {
         if let TokenConfig::Redis { .. } = &config.tokens {
             open_tokens(config)?.ping().await.map_err(|e| {
                 anyhow!("cannot reach Redis ({e}); check tokens.redis.url or PORTCULLIS_REDIS_URL")
@@ -108,6 +142,33 @@ pub fn check_backends(config: &Config) -> Result<()> {
         }
         Ok(())
     })
+}
+
+/// Connects to MongoDB (if configured) and creates its indexes.
+pub fn check_store(config: &Config) -> Result<()> {
+    let StoreConfig::Mongodb { uri, database } = &config.store else {
+        return Ok(());
+    };
+    block_on(async {
+        let store = MongoStore::new(uri, database);
+        store.ping().await.map_err(|e| {
+            anyhow!("cannot reach MongoDB at the configured URI ({e}); check store.mongodb.uri or PORTCULLIS_MONGODB_URI")
+        })?;
+        store.ensure_indexes().await.map_err(|e| match e {
+            StoreError::Duplicate(what) => {
+                anyhow!("cannot create MongoDB's unique indexes: duplicate {what}")
+            }
+            other => anyhow!("cannot create MongoDB's indexes: {other}"),
+        })
+    })
+}
+
+fn block_on<T>(work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start a runtime for the startup checks")?
+        .block_on(work)
 }
 
 /// Fails with a clear message if a listener address is taken. Pingora would
@@ -148,6 +209,9 @@ pub fn build_state(config: Config) -> Result<AppState> {
     let router = Router {
         oauth_prefix: config.oauth.prefix.clone(),
         token_path: config.oauth.token_path.clone(),
+        revoke_path: config.oauth.revoke_path.clone(),
+        introspect_path: config.oauth.introspect_path.clone(),
+        metadata: config.oauth.metadata,
         management_path: config.oauth.management_path.clone(),
         routes: config.routes.clone(),
     };
@@ -159,6 +223,7 @@ pub fn build_state(config: Config) -> Result<AppState> {
         .collect();
     let store = open_store(&config.store)?;
     let tokens = open_tokens(&config)?;
+    let lockout = open_lockout(&config)?;
     let hasher = PasswordHasher::new(
         config.oauth.bcrypt_cost,
         config.oauth.bcrypt_workers,
@@ -170,6 +235,7 @@ pub fn build_state(config: Config) -> Result<AppState> {
         upstreams,
         store,
         tokens,
+        lockout,
         hasher,
     })
 }

@@ -11,9 +11,11 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
+use crate::accounts::Accounts;
 use crate::config::{self, Config, ProcessEnvironment};
 use crate::password::PasswordHasher;
-use crate::store::{Store, StoreError};
+use crate::store::{parse_grants, ClientType, ClientUpdate, Listing, Store};
+use crate::tokens::TokenStore;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -70,23 +72,51 @@ pub enum UserCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Remove a user.
+    /// Remove a user and revoke all of their sessions.
     Remove { username: String },
-    /// Set a user's password, read from standard input.
+    /// Set a user's password, read from standard input; revokes all of
+    /// their sessions.
     Passwd {
         username: String,
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Disable a user: sign-in refused, all sessions revoked.
+    Disable { username: String },
+    /// Enable a disabled user.
+    Enable { username: String },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum ClientCommand {
-    /// Create a public client.
+    /// Create a client: public (client_id only) unless --confidential, which
+    /// prints its secret once.
     Add {
         name: String,
+        /// A client with a secret (servers, not apps on users' devices).
+        #[arg(long)]
+        confidential: bool,
+        /// Allowed grant types, comma-separated (default: password,refresh_token;
+        /// confidential clients also client_credentials).
+        #[arg(long)]
+        grants: Option<String>,
+        /// Allowed scopes, comma-separated (default: none).
+        #[arg(long, default_value = "")]
+        scopes: String,
         #[arg(long)]
         json: bool,
+    },
+    /// Change a client's grants, scopes or state.
+    Update {
+        client_id: String,
+        #[arg(long)]
+        grants: Option<String>,
+        #[arg(long)]
+        scopes: Option<String>,
+        #[arg(long, conflicts_with = "enable")]
+        disable: bool,
+        #[arg(long)]
+        enable: bool,
     },
     /// List clients.
     List {
@@ -145,27 +175,62 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
         }
-        Command::User(command) => admin(&cli.config, |store, config| user(command, store, config)),
-        Command::Client(command) => admin(&cli.config, |store, _| client(command, store)),
+        Command::User(command) => admin(&cli.config, |context| user(command, context)),
+        Command::Client(command) => admin(&cli.config, |context| client(command, context)),
     }
 }
 
-/// Runs an administrative command against the configured store.
+/// Runs an administrative command against the configured stores.
 fn admin<F, Fut>(config_path: &Path, command: F) -> Result<ExitCode>
 where
-    F: FnOnce(Store, Config) -> Fut,
+    F: FnOnce(AdminContext) -> Fut,
     Fut: std::future::Future<Output = Result<ExitCode>>,
 {
     let config = load_config(config_path)?;
-    if let config::StoreConfig::Mongodb { .. } = config.store {
-        crate::app::check_backends(&config)?;
-    }
-    let store = crate::app::open_store(&config.store)?;
+    // Only the user store must be reachable; Redis is needed only to revoke.
+    crate::app::check_store(&config)?;
+    let context = AdminContext {
+        store: crate::app::open_store(&config.store)?,
+        tokens: crate::app::open_tokens(&config)?,
+        hasher: PasswordHasher::new(config.oauth.bcrypt_cost, 1, 1),
+        memory_tokens: matches!(config.tokens, config::TokenConfig::Memory),
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start a runtime")?;
-    runtime.block_on(command(store, config))
+    runtime.block_on(command(context))
+}
+
+pub struct AdminContext {
+    store: Store,
+    tokens: TokenStore,
+    hasher: PasswordHasher,
+    memory_tokens: bool,
+}
+
+impl AdminContext {
+    fn accounts(&self) -> Accounts<'_> {
+        // The operator at the console may choose a short password; only an
+        // empty one is refused. The management API enforces a minimum.
+        Accounts {
+            store: &self.store,
+            tokens: &self.tokens,
+            hasher: &self.hasher,
+            min_password_length: 1,
+        }
+    }
+
+    /// With memory tokens, the running gateway's access tokens are out of
+    /// this process's reach; say so instead of implying they were revoked.
+    fn note_revocation(&self) {
+        if self.memory_tokens {
+            eprintln!(
+                "note: sessions were revoked; access tokens already issued by a running gateway with the memory \
+                 token store stay valid until they expire (use Redis, or the management API, to revoke them at once)"
+            );
+        }
+    }
 }
 
 fn read_password() -> Result<String> {
@@ -194,12 +259,20 @@ fn print_json(value: serde_json::Value) -> Result<()> {
     Ok(())
 }
 
-fn store_error(error: StoreError) -> anyhow::Error {
-    anyhow::anyhow!("{error}")
+fn split_list(text: &str) -> Vec<String> {
+    let mut items: Vec<String> = text
+        .split([',', ' '])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
+    items.sort();
+    items.dedup();
+    items
 }
 
-async fn user(command: UserCommand, store: Store, config: Config) -> Result<ExitCode> {
-    let hasher = PasswordHasher::new(config.oauth.bcrypt_cost, 1, 1);
+async fn user(command: UserCommand, context: AdminContext) -> Result<ExitCode> {
+    let accounts = context.accounts();
     match command {
         UserCommand::Add {
             username,
@@ -208,11 +281,7 @@ async fn user(command: UserCommand, store: Store, config: Config) -> Result<Exit
         } => {
             require_password_stdin(password_stdin)?;
             let password = read_password()?;
-            let hash = hasher.hash(&password).await?;
-            let user = store
-                .create_user(&username, &hash)
-                .await
-                .map_err(store_error)?;
+            let user = accounts.create_user(&username, &password).await?;
             if json {
                 print_json(json!({"id": user.id, "username": user.username}))?;
             } else {
@@ -220,7 +289,11 @@ async fn user(command: UserCommand, store: Store, config: Config) -> Result<Exit
             }
         }
         UserCommand::List { json } => {
-            let users = store.list_users().await.map_err(store_error)?;
+            let users = context
+                .store
+                .list_users(&Listing::everything())
+                .await?
+                .items;
             if json {
                 print_json(serde_json::to_value(&users)?)?;
             } else {
@@ -231,10 +304,10 @@ async fn user(command: UserCommand, store: Store, config: Config) -> Result<Exit
             }
         }
         UserCommand::Remove { username } => {
-            if !store.remove_user(&username).await.map_err(store_error)? {
-                bail!("no user named `{username}`");
-            }
+            let user = accounts.user_by_username(&username).await?;
+            accounts.remove_user(&user.id).await?;
             println!("removed user {username}");
+            context.note_revocation();
         }
         UserCommand::Passwd {
             username,
@@ -242,40 +315,106 @@ async fn user(command: UserCommand, store: Store, config: Config) -> Result<Exit
         } => {
             require_password_stdin(password_stdin)?;
             let password = read_password()?;
-            let hash = hasher.hash(&password).await?;
-            if !store
-                .set_password(&username, &hash)
-                .await
-                .map_err(store_error)?
-            {
-                bail!("no user named `{username}`");
-            }
-            println!("changed the password of {username}");
+            let user = accounts.user_by_username(&username).await?;
+            accounts.set_password(&user.id, &password).await?;
+            println!("changed the password of {username}; their sessions are revoked");
+            context.note_revocation();
+        }
+        UserCommand::Disable { username } => {
+            let user = accounts.user_by_username(&username).await?;
+            accounts.set_disabled(&user.id, true).await?;
+            println!("disabled {username}; their sessions are revoked");
+            context.note_revocation();
+        }
+        UserCommand::Enable { username } => {
+            let user = accounts.user_by_username(&username).await?;
+            accounts.set_disabled(&user.id, false).await?;
+            println!("enabled {username}");
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-async fn client(command: ClientCommand, store: Store) -> Result<ExitCode> {
+async fn client(command: ClientCommand, context: AdminContext) -> Result<ExitCode> {
+    let accounts = context.accounts();
     match command {
-        ClientCommand::Add { name, json } => {
-            let client = store.create_client(&name).await.map_err(store_error)?;
-            if json {
-                print_json(
-                    json!({"client_id": client.client_id, "name": client.name, "type": client.client_type}),
-                )?;
+        ClientCommand::Add {
+            name,
+            confidential,
+            grants,
+            scopes,
+            json,
+        } => {
+            let client_type = if confidential {
+                ClientType::Confidential
             } else {
-                println!("created client {} ({})", client.client_id, client.name);
+                ClientType::Public
+            };
+            let grants = grants
+                .as_deref()
+                .map(parse_grants)
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
+            let (client, secret) = accounts
+                .create_client(&name, client_type, grants, split_list(&scopes))
+                .await?;
+            if json {
+                let mut value = json!({
+                    "client_id": client.client_id,
+                    "name": client.name,
+                    "type": client.client_type,
+                    "allowed_grants": client.allowed_grants,
+                    "allowed_scopes": client.allowed_scopes,
+                });
+                if let Some(secret) = &secret {
+                    value["client_secret"] = json!(secret);
+                }
+                print_json(value)?;
+            } else {
+                println!(
+                    "created {} client {} ({})",
+                    client.client_type.as_str(),
+                    client.client_id,
+                    client.name
+                );
+                if let Some(secret) = secret {
+                    println!("client secret (shown once, store it now): {secret}");
+                }
             }
         }
+        ClientCommand::Update {
+            client_id,
+            grants,
+            scopes,
+            disable,
+            enable,
+        } => {
+            let update = ClientUpdate {
+                name: None,
+                allowed_grants: grants
+                    .as_deref()
+                    .map(parse_grants)
+                    .transpose()
+                    .map_err(anyhow::Error::msg)?,
+                allowed_scopes: scopes.as_deref().map(split_list),
+                disabled: (disable || enable).then_some(disable),
+            };
+            let client = accounts.update_client(&client_id, update).await?;
+            print_json(serde_json::to_value(&client)?)?;
+        }
         ClientCommand::List { json } => {
-            let clients = store.list_clients().await.map_err(store_error)?;
+            let clients = context
+                .store
+                .list_clients(&Listing::everything())
+                .await?
+                .items;
             if json {
                 print_json(serde_json::to_value(&clients)?)?;
             } else {
                 for client in clients {
+                    let state = if client.disabled { " (disabled)" } else { "" };
                     println!(
-                        "{}  {}  {}",
+                        "{}  {}  {}{state}",
                         client.client_id,
                         client.client_type.as_str(),
                         client.name
@@ -284,9 +423,7 @@ async fn client(command: ClientCommand, store: Store) -> Result<ExitCode> {
             }
         }
         ClientCommand::Remove { client_id } => {
-            if !store.remove_client(&client_id).await.map_err(store_error)? {
-                bail!("no client with id `{client_id}`");
-            }
+            accounts.remove_client(&client_id).await?;
             println!("removed client {client_id}");
         }
     }

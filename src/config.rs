@@ -120,6 +120,10 @@ pub struct FileRoute {
     /// No token required on this route (health checks, public assets).
     #[serde(default)]
     pub public: bool,
+    /// Scopes a token must carry, all of them, or the answer is 403
+    /// `insufficient_scope`.
+    #[serde(default)]
+    pub required_scopes: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -132,6 +136,19 @@ pub struct FileOAuth {
     pub token_path: Option<String>,
     /// `null` disables the endpoint.
     pub management_path: Option<String>,
+    /// RFC 7009 revocation; `null` disables the endpoint.
+    pub revoke_path: Option<String>,
+    /// RFC 7662 introspection; `null` disables the endpoint.
+    pub introspect_path: Option<String>,
+    /// Serve RFC 8414 metadata at `/.well-known/oauth-authorization-server`.
+    pub metadata: bool,
+    /// The issuer identifier in metadata (an https URL). Default: derived
+    /// from the request's Host.
+    pub issuer: Option<String>,
+    /// Seconds in which a retried refresh with the just-rotated refresh
+    /// token gets the same new pair instead of revoking the family.
+    pub refresh_grace_seconds: u64,
+    pub lockout: FileLockout,
     pub access_token_lifetime_seconds: u64,
     pub refresh_token_lifetime_seconds: u64,
     pub bcrypt_cost: u32,
@@ -150,12 +167,42 @@ impl Default for FileOAuth {
             prefix: "/oauth".into(),
             token_path: Some("/oauth/token".into()),
             management_path: Some("/oauth/management".into()),
+            revoke_path: Some("/oauth/revoke".into()),
+            introspect_path: Some("/oauth/introspect".into()),
+            metadata: true,
+            issuer: None,
+            refresh_grace_seconds: 5,
+            lockout: FileLockout::default(),
             access_token_lifetime_seconds: 3600,
             refresh_token_lifetime_seconds: 14 * 24 * 3600,
             bcrypt_cost: 12,
             bcrypt_workers: None,
             bcrypt_queue: 64,
             legacy_plain_keys: false,
+        }
+    }
+}
+
+/// Brute-force protection of the password grant (RFC 6749 §4.3.2).
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileLockout {
+    /// Failed attempts, per username and per client address, within the
+    /// window, that start a lock.
+    pub max_failures: u32,
+    pub window_seconds: u64,
+    /// The first lock; each later lock within a day doubles it.
+    pub lock_seconds: u64,
+    pub max_lock_seconds: u64,
+}
+
+impl Default for FileLockout {
+    fn default() -> Self {
+        FileLockout {
+            max_failures: 5,
+            window_seconds: 15 * 60,
+            lock_seconds: 60,
+            max_lock_seconds: 3600,
         }
     }
 }
@@ -221,6 +268,9 @@ pub struct FileServer {
     pub shutdown_timeout_seconds: u64,
     /// Largest request body the token endpoint accepts.
     pub max_token_request_bytes: usize,
+    /// Proxies (addresses or CIDR networks) whose `X-Forwarded-For` is
+    /// believed when finding a client's address. Empty: the socket peer.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for FileServer {
@@ -230,6 +280,7 @@ impl Default for FileServer {
             grace_period_seconds: 3,
             shutdown_timeout_seconds: 2,
             max_token_request_bytes: 8 * 1024,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -275,6 +326,12 @@ pub struct OAuthConfig {
     pub prefix: String,
     pub token_path: Option<String>,
     pub management_path: Option<String>,
+    pub revoke_path: Option<String>,
+    pub introspect_path: Option<String>,
+    pub metadata: bool,
+    pub issuer: Option<String>,
+    pub refresh_grace: Duration,
+    pub lockout: crate::lockout::LockoutPolicy,
     pub access_token_lifetime: Duration,
     pub refresh_token_lifetime: Duration,
     pub bcrypt_cost: u32,
@@ -307,6 +364,7 @@ pub struct ServerConfig {
     pub grace_period_seconds: u64,
     pub shutdown_timeout_seconds: u64,
     pub max_token_request_bytes: usize,
+    pub trusted_proxies: Vec<crate::client_address::IpNetwork>,
 }
 
 /// Every problem found in a configuration file.
@@ -521,6 +579,8 @@ impl FileConfig {
         for (yaml_path, endpoint) in [
             ("oauth.token_path", &oauth.token_path),
             ("oauth.management_path", &oauth.management_path),
+            ("oauth.revoke_path", &oauth.revoke_path),
+            ("oauth.introspect_path", &oauth.introspect_path),
         ] {
             if let Some(endpoint) = endpoint {
                 check_path(&mut problems, yaml_path, endpoint);
@@ -541,6 +601,25 @@ impl FileConfig {
                 ),
             );
         }
+        if let Some(issuer) = &oauth.issuer {
+            if !issuer.starts_with("https://") || issuer.contains('?') || issuer.contains('#') {
+                problems.add(
+                    "oauth.issuer",
+                    "must be an https URL without query or fragment (RFC 8414 §2)",
+                );
+            }
+        }
+        let lockout = &oauth.lockout;
+        if lockout.max_failures == 0
+            || lockout.window_seconds == 0
+            || lockout.lock_seconds == 0
+            || lockout.max_lock_seconds < lockout.lock_seconds
+        {
+            problems.add(
+                "oauth.lockout",
+                "max_failures, window_seconds and lock_seconds must be above zero, and max_lock_seconds at least lock_seconds",
+            );
+        }
         if oauth.access_token_lifetime_seconds == 0 || oauth.refresh_token_lifetime_seconds == 0 {
             problems.add("oauth", "token lifetimes must be greater than zero");
         }
@@ -555,6 +634,17 @@ impl FileConfig {
             },
             token_path: oauth.token_path,
             management_path: oauth.management_path,
+            revoke_path: oauth.revoke_path,
+            introspect_path: oauth.introspect_path,
+            metadata: oauth.metadata,
+            issuer: oauth.issuer.map(|i| i.trim_end_matches('/').to_string()),
+            refresh_grace: Duration::from_secs(oauth.refresh_grace_seconds),
+            lockout: crate::lockout::LockoutPolicy {
+                max_failures: oauth.lockout.max_failures,
+                window: Duration::from_secs(oauth.lockout.window_seconds),
+                base_lock: Duration::from_secs(oauth.lockout.lock_seconds),
+                max_lock: Duration::from_secs(oauth.lockout.max_lock_seconds),
+            },
             access_token_lifetime: Duration::from_secs(oauth.access_token_lifetime_seconds),
             refresh_token_lifetime: Duration::from_secs(oauth.refresh_token_lifetime_seconds),
             bcrypt_cost: oauth.bcrypt_cost,
@@ -599,11 +689,21 @@ impl FileConfig {
                     format!("`{}` is listed twice", route.path_prefix),
                 );
             }
+            if route.public && !route.required_scopes.is_empty() {
+                problems.add(
+                    format!("{path}.required_scopes"),
+                    "a public route takes no token, so it cannot require scopes",
+                );
+            }
+            if let Err(message) = crate::store::validate_scopes(&route.required_scopes) {
+                problems.add(format!("{path}.required_scopes"), message);
+            }
             routes.push(Route {
                 path_prefix: route.path_prefix,
                 upstream: upstream_index,
                 forward_authorization: route.forward_authorization,
                 public: route.public,
+                required_scopes: route.required_scopes,
             });
         }
 
@@ -687,6 +787,18 @@ impl FileConfig {
         if server.threads == 0 {
             problems.add("server.threads", "must be at least 1");
         }
+        let mut trusted_proxies = Vec::new();
+        for (i, text) in server.trusted_proxies.iter().enumerate() {
+            match text.parse::<crate::client_address::IpNetwork>() {
+                Ok(network) => trusted_proxies.push(network),
+                Err(_) => problems.add(
+                    format!("server.trusted_proxies[{i}]"),
+                    format!(
+                        "`{text}` is not an address or CIDR network (examples: 10.0.0.0/8, ::1)"
+                    ),
+                ),
+            }
+        }
         if server.max_token_request_bytes < 256 {
             problems.add(
                 "server.max_token_request_bytes",
@@ -712,6 +824,7 @@ impl FileConfig {
                 grace_period_seconds: server.grace_period_seconds,
                 shutdown_timeout_seconds: server.shutdown_timeout_seconds,
                 max_token_request_bytes: server.max_token_request_bytes,
+                trusted_proxies,
             },
         })
     }

@@ -41,6 +41,10 @@ pub struct RequestContext {
 fn route_label(state: &AppState, destination: Destination) -> &str {
     match destination {
         Destination::TokenEndpoint => "oauth_token",
+        Destination::RevokeEndpoint => "oauth_revoke",
+        Destination::IntrospectEndpoint => "oauth_introspect",
+        Destination::MetadataEndpoint => "oauth_metadata",
+        Destination::InvalidPath => "invalid_path",
         Destination::ManagementEndpoint => "oauth_management",
         Destination::ReservedPath => "oauth_other",
         Destination::NoRoute => "no_route",
@@ -104,24 +108,37 @@ impl ProxyHttp for Gateway {
                 "invalid_request",
                 "the path has dot segments, encoded slashes or empty segments; send it normalized",
             );
+            ctx.destination = Destination::InvalidPath;
             respond::send(session, reply).await?;
             return Ok(true);
         }
         ctx.destination = self.state.router.classify(path);
         let reply = match ctx.destination {
-            Destination::TokenEndpoint => oauth::http::token_request(session, &self.state).await,
+            Destination::TokenEndpoint
+            | Destination::RevokeEndpoint
+            | Destination::IntrospectEndpoint
+            | Destination::MetadataEndpoint => {
+                oauth::http::oauth_request(session, &self.state, ctx.destination).await
+            }
             Destination::ManagementEndpoint | Destination::ReservedPath => {
                 respond::not_found("no such OAuth endpoint")
             }
-            Destination::NoRoute => respond::not_found("no route matches this path"),
+            Destination::NoRoute | Destination::InvalidPath => {
+                respond::not_found("no route matches this path")
+            }
             Destination::Proxy { route } => {
-                if self.state.router.routes.get(route).public {
+                let route = self.state.router.routes.get(route);
+                if route.public {
                     return Ok(false);
                 }
                 match self.authenticate(session).await {
-                    Ok(record) => {
+                    Ok(record) if record.has_scopes(&route.required_scopes) => {
                         ctx.identity = Some(record);
                         return Ok(false);
+                    }
+                    Ok(_) => {
+                        metrics::auth_failure("insufficient_scope");
+                        respond::insufficient_scope(&route.required_scopes)
                     }
                     Err(reply) => reply,
                 }
@@ -161,8 +178,14 @@ impl ProxyHttp for Gateway {
         if let Some(value) = auth::upgrade_connection_value(&session.req_header().headers) {
             upstream_request.insert_header(http::header::CONNECTION, value)?;
         }
-        if let Some(user_id) = ctx.identity.as_ref().and_then(|r| r.user_id.as_deref()) {
-            upstream_request.insert_header("X-User-Id", user_id)?;
+        if let Some(identity) = &ctx.identity {
+            // A client acting for itself (client_credentials) has no user:
+            // the upstream then sees X-Client-Id and no X-User-Id.
+            if let Some(user_id) = &identity.user_id {
+                upstream_request.insert_header("X-User-Id", user_id.as_str())?;
+            }
+            upstream_request.insert_header("X-Client-Id", identity.client_id.as_str())?;
+            upstream_request.insert_header("X-Scope", identity.scope.as_str())?;
         }
         Ok(())
     }

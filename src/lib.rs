@@ -1,17 +1,28 @@
 //! portcullis: an authenticating reverse-proxy gateway on Pingora.
 //!
-//! Modules in reading order, from the request's point of view:
+//! Reading order, following a request: `config` (what the operator wrote),
+//! `app` (wiring), `gateway` (the Pingora hooks), `route`, `auth`,
+//! `tokens` (the hot path), then `oauth` (the authorization server),
+//! `accounts` and `store` (durable records), `lockout` and `password`
+//! (protection of the password grant), `respond`, `metrics`, `tls`, `cli`.
+//! (rustfmt keeps the declarations below in alphabetical order.)
 
+/// Account operations with their revocations, shared by CLI and management.
+pub mod accounts;
 /// Wiring: backends, Pingora services, startup checks.
 pub mod app;
 /// Bearer parsing and identity-header stripping (pure).
 pub mod auth;
 /// The command line: serve, check-config, user and client administration.
 pub mod cli;
+/// The client's address, behind trusted proxies or not (pure).
+pub mod client_address;
 /// `gateway.yaml`: file structs and the checked [`config::Config`].
 pub mod config;
 /// The Pingora hooks.
 pub mod gateway;
+/// Brute-force lockout of the password grant, shared by all instances.
+pub mod lockout;
 /// Every metric name.
 pub mod metrics;
 /// The authorization server under `/oauth`.
@@ -22,9 +33,9 @@ pub mod password;
 pub mod respond;
 /// Path → endpoint or upstream route (pure).
 pub mod route;
-/// Users and clients: embedded (SQLite) and MongoDB backends.
+/// Users, clients and sessions: embedded (SQLite) and MongoDB backends.
 pub mod store;
 /// Certificates for the HTTPS listener.
 pub mod tls;
-/// Access and refresh tokens: memory and Redis backends.
+/// Access tokens: memory and Redis backends.
 pub mod tokens;

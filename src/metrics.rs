@@ -48,6 +48,15 @@ static TOKENS_ISSUED: Lazy<IntCounterVec> = Lazy::new(|| {
     .expect("metric registers once")
 });
 
+static TOKENS_REVOKED: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "portcullis_tokens_revoked_total",
+        "Tokens revoked at the revocation endpoint, by type.",
+        &["type"]
+    )
+    .expect("metric registers once")
+});
+
 static TOKEN_STORE_UP: Lazy<IntGauge> = Lazy::new(|| {
     register_int_gauge!(
         "portcullis_token_store_up",
@@ -62,6 +71,7 @@ pub fn register_all() {
     Lazy::force(&REQUEST_DURATION);
     Lazy::force(&AUTH_FAILURES);
     Lazy::force(&TOKENS_ISSUED);
+    Lazy::force(&TOKENS_REVOKED);
     TOKEN_STORE_UP.set(1);
 }
 
@@ -81,6 +91,10 @@ pub fn auth_failure(reason: &str) {
 
 pub fn token_issued(grant: &str) {
     TOKENS_ISSUED.with_label_values(&[grant]).inc();
+}
+
+pub fn token_revoked(kind: &str) {
+    TOKENS_REVOKED.with_label_values(&[kind]).inc();
 }
 
 pub fn token_store_up(up: bool) {

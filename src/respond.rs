@@ -113,6 +113,22 @@ fn bearer_error(status: u16, code: &str, description: &str) -> Reply {
     )
 }
 
+/// 403 for a valid token without the route's scopes (RFC 6750 §3.1).
+pub fn insufficient_scope(required: &[String]) -> Reply {
+    let scope = required.join(" ");
+    Reply::error(
+        403,
+        "insufficient_scope",
+        "the access token lacks a scope this resource requires",
+    )
+    .with_header(
+        "www-authenticate",
+        format!(
+            "Bearer realm=\"{REALM}\", error=\"insufficient_scope\", error_description=\"the access token lacks a scope this resource requires\", scope=\"{scope}\""
+        ),
+    )
+}
+
 /// The token store or user store cannot answer: fail closed.
 pub fn temporarily_unavailable(description: &str) -> Reply {
     Reply::error(503, "temporarily_unavailable", description)

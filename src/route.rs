@@ -11,6 +11,8 @@ pub struct Route {
     pub upstream: usize,
     pub forward_authorization: bool,
     pub public: bool,
+    /// All of these scopes, or 403.
+    pub required_scopes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -92,6 +94,10 @@ pub fn path_is_canonical(path: &str) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Destination {
     TokenEndpoint,
+    RevokeEndpoint,
+    IntrospectEndpoint,
+    /// RFC 8414 metadata, the one endpoint outside the OAuth prefix.
+    MetadataEndpoint,
     ManagementEndpoint,
     /// Under the OAuth prefix but no endpoint: answered 404, never forwarded.
     ReservedPath,
@@ -99,6 +105,8 @@ pub enum Destination {
         route: usize,
     },
     NoRoute,
+    /// Refused before routing: see [`path_is_canonical`].
+    InvalidPath,
 }
 
 /// Everything needed to classify a path, built once from the configuration.
@@ -106,15 +114,31 @@ pub enum Destination {
 pub struct Router {
     pub oauth_prefix: String,
     pub token_path: Option<String>,
+    pub revoke_path: Option<String>,
+    pub introspect_path: Option<String>,
+    pub metadata: bool,
     pub management_path: Option<String>,
     pub routes: RouteTable,
 }
 
+/// Where RFC 8414 §3 puts authorization server metadata.
+pub const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
+
 impl Router {
     pub fn classify(&self, path: &str) -> Destination {
+        if self.metadata && path == METADATA_PATH {
+            return Destination::MetadataEndpoint;
+        }
         if path_has_prefix(path, &self.oauth_prefix) {
-            if self.token_path.as_deref() == Some(path) {
-                return Destination::TokenEndpoint;
+            let endpoints = [
+                (&self.token_path, Destination::TokenEndpoint),
+                (&self.revoke_path, Destination::RevokeEndpoint),
+                (&self.introspect_path, Destination::IntrospectEndpoint),
+            ];
+            for (endpoint, destination) in endpoints {
+                if endpoint.as_deref() == Some(path) {
+                    return destination;
+                }
             }
             if let Some(management) = &self.management_path {
                 if path_has_prefix(path, management) {
@@ -140,6 +164,7 @@ mod tests {
             upstream,
             forward_authorization: false,
             public: false,
+            required_scopes: Vec::new(),
         }
     }
 
@@ -227,11 +252,21 @@ mod tests {
         let router = Router {
             oauth_prefix: "/oauth".into(),
             token_path: Some("/oauth/token".into()),
+            revoke_path: Some("/oauth/revoke".into()),
+            introspect_path: Some("/oauth/introspect".into()),
+            metadata: true,
             management_path: Some("/oauth/management".into()),
             routes: RouteTable::new(vec![route("/", 0)]),
         };
         let cases = [
             ("/oauth/token", Destination::TokenEndpoint),
+            ("/oauth/revoke", Destination::RevokeEndpoint),
+            ("/oauth/introspect", Destination::IntrospectEndpoint),
+            (
+                "/.well-known/oauth-authorization-server",
+                Destination::MetadataEndpoint,
+            ),
+            ("/.well-known/other", Destination::Proxy { route: 0 }),
             ("/oauth/token/", Destination::ReservedPath),
             ("/oauth/management", Destination::ManagementEndpoint),
             (
@@ -253,10 +288,18 @@ mod tests {
         let router = Router {
             oauth_prefix: "/oauth".into(),
             token_path: None,
+            revoke_path: None,
+            introspect_path: None,
+            metadata: false,
             management_path: None,
             routes: RouteTable::new(vec![route("/", 0)]),
         };
         assert_eq!(router.classify("/oauth/token"), Destination::ReservedPath);
+        assert_eq!(router.classify("/oauth/revoke"), Destination::ReservedPath);
+        assert_eq!(
+            router.classify("/.well-known/oauth-authorization-server"),
+            Destination::Proxy { route: 0 }
+        );
         assert_eq!(
             router.classify("/oauth/management"),
             Destination::ReservedPath

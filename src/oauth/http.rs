@@ -1,5 +1,5 @@
-//! The HTTP side of the token endpoint: method, content type and a bounded
-//! body, then hand the parsed form to [`super::token::TokenService`].
+//! The HTTP side of the OAuth endpoints: method, content type and a bounded
+//! form body, then hand the parsed form to the endpoint's logic.
 
 use bytes::{Bytes, BytesMut};
 use pingora::proxy::Session;
@@ -9,14 +9,83 @@ use super::token::TokenService;
 use super::OAuthError;
 use crate::app::AppState;
 use crate::respond::Reply;
+use crate::route::Destination;
 
-/// Answers a request to the token endpoint.
-pub async fn token_request(session: &mut Session, state: &AppState) -> Reply {
-    if session.req_header().method != http::Method::POST {
-        return OAuthError::invalid_request("the token endpoint accepts POST only")
+/// Answers a request to one of the form-posting endpoints (token,
+/// revocation, introspection) or the metadata document.
+pub async fn oauth_request(
+    session: &mut Session,
+    state: &AppState,
+    destination: Destination,
+) -> Reply {
+    if destination == Destination::MetadataEndpoint {
+        return metadata_request(session, state).await;
+    }
+    let form = match read_form(session, state.config.server.max_token_request_bytes).await {
+        Ok(form) => form,
+        Err(reply) => return reply,
+    };
+    let authorization = session
+        .req_header()
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let authorization = authorization.as_deref();
+    match destination {
+        Destination::RevokeEndpoint => {
+            super::revoke::revoke(&state.store, &state.tokens, &form, authorization).await
+        }
+        Destination::IntrospectEndpoint => {
+            super::introspect::introspect(&state.store, &state.tokens, &form, authorization).await
+        }
+        _ => {
+            TokenService {
+                store: &state.store,
+                tokens: &state.tokens,
+                hasher: &state.hasher,
+                lockout: &state.lockout,
+                config: &state.config.oauth,
+                client_address: state.client_address(session),
+            }
+            .handle(&form, authorization)
+            .await
+        }
+    }
+}
+
+async fn metadata_request(session: &Session, state: &AppState) -> Reply {
+    let method = &session.req_header().method;
+    if method != http::Method::GET && method != http::Method::HEAD {
+        return OAuthError::invalid_request("the metadata document is read with GET")
             .into_reply()
             .with_status(405)
-            .with_header("allow", "POST");
+            .with_header("allow", "GET, HEAD");
+    }
+    let header = session.req_header();
+    let host = header
+        .headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| header.uri.authority().map(|a| a.as_str()));
+    let route_scopes = state
+        .router
+        .routes
+        .iter()
+        .flat_map(|r| r.required_scopes.iter());
+    super::metadata::metadata(&state.config.oauth, &state.store, host, route_scopes).await
+}
+
+/// A POSTed `application/x-www-form-urlencoded` body, or the reply refusing
+/// it (405, 400, 413).
+async fn read_form(session: &mut Session, limit: usize) -> Result<Form, Reply> {
+    if session.req_header().method != http::Method::POST {
+        return Err(
+            OAuthError::invalid_request("this endpoint accepts POST only")
+                .into_reply()
+                .with_status(405)
+                .with_header("allow", "POST"),
+        );
     }
     let content_type = session
         .req_header()
@@ -24,34 +93,19 @@ pub async fn token_request(session: &mut Session, state: &AppState) -> Reply {
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     if !is_form_content_type(content_type) {
-        return OAuthError::invalid_request(
+        return Err(OAuthError::invalid_request(
             "send the parameters as application/x-www-form-urlencoded",
         )
-        .into_reply();
+        .into_reply());
     }
-    let body = match read_body_capped(session, state.config.server.max_token_request_bytes).await {
-        Ok(body) => body,
-        Err(reply) => return reply,
-    };
-    let form = match Form::parse(&body) {
-        Ok(form) => form,
-        Err(error) => return error.into_reply(),
-    };
-    TokenService {
-        store: &state.store,
-        tokens: &state.tokens,
-        hasher: &state.hasher,
-        access_lifetime: state.config.oauth.access_token_lifetime,
-        refresh_lifetime: state.config.oauth.refresh_token_lifetime,
-    }
-    .handle(&form)
-    .await
+    let body = read_body_capped(session, limit).await?;
+    Form::parse(&body).map_err(OAuthError::into_reply)
 }
 
 /// The whole request body, or a 413 once it passes `limit` bytes. The
 /// declared Content-Length is checked first so an oversized body is refused
 /// before any of it is read.
-async fn read_body_capped(session: &mut Session, limit: usize) -> Result<Bytes, Reply> {
+pub async fn read_body_capped(session: &mut Session, limit: usize) -> Result<Bytes, Reply> {
     let too_large = || {
         Reply::error(
             413,
@@ -83,7 +137,7 @@ async fn read_body_capped(session: &mut Session, limit: usize) -> Result<Bytes, 
             }
             Ok(None) => return Ok(body.freeze()),
             Err(error) => {
-                tracing::debug!(%error, "could not read the token request body");
+                tracing::debug!(%error, "could not read the request body");
                 session.set_keepalive(None);
                 return Err(
                     OAuthError::invalid_request("the request body could not be read").into_reply(),

@@ -1,13 +1,23 @@
 //! The authorization server: what portcullis answers under `/oauth`.
 //!
 //! - [`form`]: the token request body (pure).
+//! - [`client_auth`]: client_secret_basic, client_secret_post, none.
+//! - [`revoke`] (RFC 7009), [`introspect`] (RFC 7662), [`metadata`]
+//!   (RFC 8414).
+//! - [`retry_pair`]: the encrypted pair that makes a refresh retry within
+//!   the grace window idempotent.
 //! - [`http`]: method, content type and body limits of the token endpoint.
 //! - [`token`]: the token endpoint's grants (RFC 6749 §4.3 password, §6
 //!   refresh_token), independent of HTTP: it takes a parsed form and returns
 //!   a [`crate::respond::Reply`].
 
+pub mod client_auth;
 pub mod form;
 pub mod http;
+pub mod introspect;
+pub mod metadata;
+pub mod retry_pair;
+pub mod revoke;
 pub mod token;
 
 use crate::respond::Reply;
@@ -19,6 +29,10 @@ pub struct OAuthError {
     pub status: u16,
     pub code: &'static str,
     pub description: String,
+    /// Answer with `WWW-Authenticate: Basic` (client tried HTTP Basic).
+    pub basic_challenge: bool,
+    /// Seconds for `Retry-After`.
+    pub retry_after: Option<u64>,
 }
 
 impl OAuthError {
@@ -27,7 +41,29 @@ impl OAuthError {
             status,
             code,
             description: description.to_string(),
+            basic_challenge: false,
+            retry_after: None,
         }
+    }
+
+    pub fn with_basic_challenge(mut self) -> Self {
+        self.basic_challenge = true;
+        self
+    }
+
+    pub fn unauthorized_client(description: &str) -> Self {
+        Self::new(400, "unauthorized_client", description)
+    }
+
+    /// 429: this username or address is locked after failed sign-ins.
+    pub fn locked(retry_after_seconds: u64) -> Self {
+        let mut error = Self::new(
+            429,
+            "temporarily_unavailable",
+            &format!("too many failed sign-ins; retry in {retry_after_seconds} s"),
+        );
+        error.retry_after = Some(retry_after_seconds);
+        error
     }
 
     pub fn invalid_request(description: &str) -> Self {
@@ -61,15 +97,22 @@ impl OAuthError {
     }
 
     pub fn into_reply(self) -> Reply {
-        let reply = Reply::error(self.status, self.code, &self.description).no_store();
-        if self.status == 503 {
-            reply.with_header(
-                "retry-after",
-                crate::respond::RETRY_AFTER_SECONDS.to_string(),
-            )
-        } else {
-            reply
+        let mut reply = Reply::error(self.status, self.code, &self.description).no_store();
+        let retry_after = match (self.retry_after, self.status) {
+            (Some(seconds), _) => Some(seconds),
+            (None, 503) => Some(u64::from(crate::respond::RETRY_AFTER_SECONDS)),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after {
+            reply = reply.with_header("retry-after", seconds.to_string());
         }
+        if self.basic_challenge {
+            reply = reply.with_header(
+                "www-authenticate",
+                format!("Basic realm=\"{}\"", crate::respond::REALM),
+            );
+        }
+        reply
     }
 }
 
@@ -90,6 +133,12 @@ mod tests {
             ),
             (OAuthError::invalid_scope("x"), 400, "invalid_scope"),
             (
+                OAuthError::unauthorized_client("x"),
+                400,
+                "unauthorized_client",
+            ),
+            (OAuthError::locked(60), 429, "temporarily_unavailable"),
+            (
                 OAuthError::temporarily_unavailable("x"),
                 503,
                 "temporarily_unavailable",
@@ -104,5 +153,16 @@ mod tests {
         }
         let busy = OAuthError::temporarily_unavailable("x").into_reply();
         assert_eq!(busy.header("retry-after"), Some("1"));
+        assert_eq!(
+            OAuthError::locked(60).into_reply().header("retry-after"),
+            Some("60")
+        );
+        let basic = OAuthError::invalid_client("x")
+            .with_basic_challenge()
+            .into_reply();
+        assert_eq!(
+            basic.header("www-authenticate"),
+            Some("Basic realm=\"portcullis\"")
+        );
     }
 }

@@ -1,59 +1,71 @@
-//! The token endpoint's grants: RFC 6749 §4.3 (password) and §6
-//! (refresh_token), answered per §5.1 and §5.2.
+//! The token endpoint's grants: RFC 6749 §4.3 (password), §4.4
+//! (client_credentials) and §6 (refresh_token), answered per §5.1 and §5.2.
 //!
 //! Security choices, each a Flask-Sentinel flaw fixed:
 //! - an unknown username runs bcrypt against a decoy hash, so it costs the
 //!   same time as a wrong password and usernames cannot be probed;
-//! - a disabled user gets the same `invalid_grant` as a wrong password;
-//! - refresh tokens are single-use (rotation): the old one is gone before the
-//!   new pair exists, so two concurrent exchanges cannot both succeed;
-//! - each login gets its own pair: logging in on one device does not log out
-//!   another.
+//! - failed sign-ins lock the username and the client address for a growing
+//!   time, in the shared token backend, before bcrypt ever runs;
+//! - each login is its own session (refresh-token family): logging in on one
+//!   device does not log out another;
+//! - refresh tokens rotate on every use; presenting a rotated one again
+//!   revokes the whole family (RFC 9700 §4.14.2), except a retry within the
+//!   grace window, which gets the same new pair.
 
-use std::time::Duration;
+use std::net::IpAddr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use super::client_auth::{authenticate_client, presented_client};
 use super::form::Form;
-use super::OAuthError;
+use super::{retry_pair, OAuthError};
+use crate::config::OAuthConfig;
+use crate::lockout::{LockoutError, LockoutStore, Subject};
 use crate::metrics;
 use crate::password::{PasswordError, PasswordHasher};
 use crate::respond::Reply;
-use crate::store::{Store, StoreError};
-use crate::tokens::{
-    unix_now, AccessRecord, IssuedTokens, RawToken, RefreshRecord, TokenStore, TokenStoreError,
-};
+use crate::store::{Client, GrantType, Session, Store, StoreError, User};
+use crate::tokens::{unix_now, AccessRecord, RawToken, TokenDigest, TokenStore, TokenStoreError};
 
 /// What the token endpoint needs from the gateway.
 pub struct TokenService<'a> {
     pub store: &'a Store,
     pub tokens: &'a TokenStore,
     pub hasher: &'a PasswordHasher,
-    pub access_lifetime: Duration,
-    pub refresh_lifetime: Duration,
+    pub lockout: &'a LockoutStore,
+    pub config: &'a OAuthConfig,
+    /// The client's address, for per-address lockout.
+    pub client_address: IpAddr,
 }
 
 /// RFC 6749 §5.1 successful response.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
 pub struct TokenResponse {
     pub access_token: String,
-    pub token_type: &'static str,
+    pub token_type: String,
     pub expires_in: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
     pub scope: String,
 }
 
 impl From<StoreError> for OAuthError {
     fn from(error: StoreError) -> Self {
-        tracing::warn!(%error, "user store error at the token endpoint");
+        tracing::warn!(%error, "user store error at an OAuth endpoint");
         OAuthError::temporarily_unavailable("the user store is unavailable; retry shortly")
     }
 }
 
 impl From<TokenStoreError> for OAuthError {
     fn from(error: TokenStoreError) -> Self {
-        tracing::warn!(%error, "token store error at the token endpoint");
+        tracing::warn!(%error, "token store error at an OAuth endpoint");
+        OAuthError::temporarily_unavailable("the token store is unavailable; retry shortly")
+    }
+}
+
+impl From<LockoutError> for OAuthError {
+    fn from(error: LockoutError) -> Self {
+        tracing::warn!(%error, "lockout store error at the token endpoint");
         OAuthError::temporarily_unavailable("the token store is unavailable; retry shortly")
     }
 }
@@ -72,41 +84,69 @@ impl From<PasswordError> for OAuthError {
     }
 }
 
+/// The client named and authenticated by the request, or the error.
+pub async fn require_client(
+    store: &Store,
+    authorization: Option<&str>,
+    form: &Form,
+) -> Result<Client, OAuthError> {
+    let presented = presented_client(authorization, form)?
+        .ok_or_else(|| OAuthError::invalid_request("the parameter `client_id` is missing"))?;
+    authenticate_client(store, &presented).await
+}
+
 impl TokenService<'_> {
     /// Answers one token request whose body is `form`.
-    pub async fn handle(&self, form: &Form) -> Reply {
-        match self.grant(form).await {
+    pub async fn handle(&self, form: &Form, authorization: Option<&str>) -> Reply {
+        match self.grant(form, authorization).await {
             Ok(response) => Reply::json(200, &response).no_store(),
             Err(error) => error.into_reply(),
         }
     }
 
-    async fn grant(&self, form: &Form) -> Result<TokenResponse, OAuthError> {
+    async fn grant(
+        &self,
+        form: &Form,
+        authorization: Option<&str>,
+    ) -> Result<TokenResponse, OAuthError> {
         let grant_type = form.require("grant_type")?;
-        match grant_type {
-            "password" => self.password_grant(form).await,
-            "refresh_token" => self.refresh_grant(form).await,
-            _ => Err(OAuthError::unsupported_grant_type(
-                "supported grant types: password, refresh_token",
-            )),
+        let grant = GrantType::parse(grant_type).ok_or_else(|| {
+            OAuthError::unsupported_grant_type(
+                "supported grant types: password, refresh_token, client_credentials",
+            )
+        })?;
+        let client = require_client(self.store, authorization, form).await?;
+        if !client.allowed_grants.contains(&grant) {
+            return Err(OAuthError::unauthorized_client(&format!(
+                "this client may not use the {grant_type} grant"
+            )));
+        }
+        match grant {
+            GrantType::Password => self.password_grant(&client, form).await,
+            GrantType::RefreshToken => self.refresh_grant(&client, form).await,
+            GrantType::ClientCredentials => self.client_credentials_grant(&client, form).await,
         }
     }
 
-    /// The client named by `client_id`. Public clients authenticate by id
-    /// alone (Flask-Sentinel's model).
-    async fn authenticate_client(&self, form: &Form) -> Result<String, OAuthError> {
-        let client_id = form.require("client_id")?;
-        match self.store.find_client(client_id).await? {
-            Some(client) => Ok(client.client_id),
-            None => Err(OAuthError::invalid_client("unknown client")),
-        }
-    }
-
-    async fn password_grant(&self, form: &Form) -> Result<TokenResponse, OAuthError> {
-        let client_id = self.authenticate_client(form).await?;
+    async fn password_grant(
+        &self,
+        client: &Client,
+        form: &Form,
+    ) -> Result<TokenResponse, OAuthError> {
         let username = form.require("username")?;
         let password = form.require("password")?;
-        let scope = granted_scope(form.get("scope"))?;
+        let scope = resolve_scope(form.get("scope"), &client.allowed_scopes)?;
+
+        let subjects = [
+            Subject::Username(username),
+            Subject::Address(self.client_address),
+        ];
+        for subject in &subjects {
+            if let Some(remaining) = self.lockout.locked_for(*subject).await? {
+                metrics::auth_failure("locked_out");
+                return Err(OAuthError::locked(remaining.as_secs().max(1)));
+            }
+        }
 
         let user = self.store.find_user_by_username(username).await?;
         let matched = self
@@ -117,102 +157,286 @@ impl TokenService<'_> {
             Some(user) if matched && !user.disabled => user,
             _ => {
                 metrics::auth_failure("wrong_password");
+                for subject in &subjects {
+                    if let Some(lock) = self
+                        .lockout
+                        .record_failure(*subject, &self.config.lockout)
+                        .await?
+                    {
+                        tracing::warn!(
+                            subject = ?subject,
+                            lock_seconds = lock.as_secs(),
+                            "too many failed sign-ins; locked"
+                        );
+                    }
+                }
                 return Err(OAuthError::invalid_grant(
                     "the username or password is wrong",
                 ));
             }
         };
-        self.issue("password", user.id, client_id, scope).await
+        self.lockout.reset(subjects[0]).await?;
+        self.start_session(&user, client, scope).await
     }
 
-    async fn refresh_grant(&self, form: &Form) -> Result<TokenResponse, OAuthError> {
-        let client_id = self.authenticate_client(form).await?;
+    async fn client_credentials_grant(
+        &self,
+        client: &Client,
+        form: &Form,
+    ) -> Result<TokenResponse, OAuthError> {
+        let scope = resolve_scope(form.get("scope"), &client.allowed_scopes)?;
+        let now = unix_now();
+        let access_token = RawToken::generate();
+        let record = AccessRecord {
+            user_id: None,
+            client_id: client.client_id.clone(),
+            scope: scope.clone(),
+            expires_at: now + self.config.access_token_lifetime.as_secs(),
+            session_id: None,
+            issued_at: now,
+        };
+        self.tokens.save_access(&access_token, &record).await?;
+        metrics::token_issued("client_credentials");
+        // §4.4.3: no refresh token; the client can always ask again.
+        Ok(self.response(access_token, None, scope))
+    }
+
+    fn response(
+        &self,
+        access: RawToken,
+        refresh: Option<RawToken>,
+        scope: String,
+    ) -> TokenResponse {
+        TokenResponse {
+            access_token: access.as_str().to_string(),
+            token_type: "Bearer".into(),
+            expires_in: self.config.access_token_lifetime.as_secs(),
+            refresh_token: refresh.map(|t| t.as_str().to_string()),
+            scope,
+        }
+    }
+
+    fn access_record(&self, session: &Session, scope: &str, now: u64) -> AccessRecord {
+        AccessRecord {
+            user_id: Some(session.user_id.clone()),
+            client_id: session.client_id.clone(),
+            scope: scope.to_string(),
+            expires_at: now + self.config.access_token_lifetime.as_secs(),
+            session_id: Some(session.id.clone()),
+            issued_at: now,
+        }
+    }
+
+    async fn start_session(
+        &self,
+        user: &User,
+        client: &Client,
+        scope: String,
+    ) -> Result<TokenResponse, OAuthError> {
+        let now = unix_now();
+        let access_token = RawToken::generate();
+        let refresh_token = RawToken::generate();
+        let mut session = Session {
+            id: crate::store::new_session_id(),
+            user_id: user.id.clone(),
+            client_id: client.client_id.clone(),
+            scope: scope.clone(),
+            created: now,
+            last_used: now,
+            refresh_digest: refresh_token.digest().to_hex(),
+            refresh_expires_at: now + self.config.refresh_token_lifetime.as_secs(),
+            previous_refresh_digest: None,
+            retired_refresh_digests: Vec::new(),
+            rotated_at: now,
+            retry_pair: None,
+            access_tokens: Vec::new(),
+        };
+        let record = self.access_record(&session, &scope, now);
+        session
+            .access_tokens
+            .push((access_token.digest().to_hex(), record.expires_at));
+        self.store.insert_session(&session).await?;
+        self.tokens.save_access(&access_token, &record).await?;
+        metrics::token_issued("password");
+        Ok(self.response(access_token, Some(refresh_token), scope))
+    }
+
+    async fn refresh_grant(
+        &self,
+        client: &Client,
+        form: &Form,
+    ) -> Result<TokenResponse, OAuthError> {
         let presented = RawToken::from_client(form.require("refresh_token")?);
+        let digest = presented.digest().to_hex();
         let requested_scope = form.get("scope");
-        let record = self
-            .tokens
-            .take_refresh(&presented.digest())
-            .await?
-            .ok_or_else(|| {
-                metrics::auth_failure("bad_refresh_token");
-                OAuthError::invalid_grant("the refresh token is unknown, expired or already used")
-            })?;
-        if record.client_id != client_id {
-            metrics::auth_failure("bad_refresh_token");
+        // Two attempts: a lost compare-and-swap means a concurrent refresh
+        // with the same token won; the second pass sees it as a retry.
+        for _ in 0..2 {
+            let session = self
+                .store
+                .find_session_by_refresh(&digest)
+                .await?
+                .filter(|s| s.client_id == client.client_id)
+                .ok_or_else(|| {
+                    metrics::auth_failure("bad_refresh_token");
+                    OAuthError::invalid_grant("the refresh token is unknown, expired or revoked")
+                })?;
+            if session.refresh_digest != digest {
+                return self.reused_refresh_token(&session, &presented).await;
+            }
+            if let Some(rotated) = self.rotate(session, &presented, requested_scope).await? {
+                return Ok(rotated);
+            }
+        }
+        Err(OAuthError::temporarily_unavailable(
+            "the refresh token is being used concurrently; retry",
+        ))
+    }
+
+    /// Rotates the session's refresh token. `Ok(None)` when a concurrent
+    /// rotation won the race.
+    async fn rotate(
+        &self,
+        session: Session,
+        presented: &RawToken,
+        requested_scope: Option<&str>,
+    ) -> Result<Option<TokenResponse>, OAuthError> {
+        let now = unix_now();
+        if session.refresh_expires_at <= now {
+            self.revoke_session(&session).await?;
             return Err(OAuthError::invalid_grant(
-                "the refresh token was issued to another client",
+                "the refresh token has expired; sign in again",
             ));
         }
-        // §6: a requested scope must not exceed the original grant.
+        match self.store.find_user_by_id(&session.user_id).await? {
+            Some(user) if !user.disabled => {}
+            _ => {
+                self.revoke_session(&session).await?;
+                return Err(OAuthError::invalid_grant(
+                    "the user no longer exists or is disabled",
+                ));
+            }
+        }
+        // §6: a narrower scope may be asked for; the session keeps its own.
         let scope = match requested_scope {
-            Some(requested) if !scope_is_subset(requested, &record.scope) => {
+            Some(requested) if !scope_is_subset(requested, &session.scope) => {
                 return Err(OAuthError::invalid_scope(
                     "the requested scope exceeds the scope originally granted",
                 ))
             }
             Some(requested) => normalize_scope(requested),
-            None => record.scope.clone(),
+            None => session.scope.clone(),
         };
-        let user = self.store.find_user_by_id(&record.user_id).await?;
-        match user {
-            Some(user) if !user.disabled => {
-                self.issue("refresh_token", user.id, client_id, scope).await
-            }
-            _ => Err(OAuthError::invalid_grant(
-                "the user no longer exists or is disabled",
-            )),
+
+        let access_token = RawToken::generate();
+        let refresh_token = RawToken::generate();
+        let record = self.access_record(&session, &scope, now);
+        let response = self.response(access_token.clone(), Some(refresh_token.clone()), scope);
+        let sealed = retry_pair::seal(
+            presented.as_str(),
+            &serde_json::to_vec(&response).expect("responses serialize"),
+        );
+        let mut rotated = session.clone();
+        rotated.previous_refresh_digest = Some(session.refresh_digest.clone());
+        rotated
+            .retired_refresh_digests
+            .push(session.refresh_digest.clone());
+        let excess = rotated
+            .retired_refresh_digests
+            .len()
+            .saturating_sub(crate::store::RETIRED_DIGESTS_KEPT);
+        rotated.retired_refresh_digests.drain(..excess);
+        rotated.refresh_digest = refresh_token.digest().to_hex();
+        rotated.refresh_expires_at = now + self.config.refresh_token_lifetime.as_secs();
+        rotated.rotated_at = now;
+        rotated.last_used = now;
+        rotated.retry_pair = Some(sealed);
+        rotated
+            .access_tokens
+            .retain(|(_, expires_at)| *expires_at > now);
+        rotated
+            .access_tokens
+            .push((access_token.digest().to_hex(), record.expires_at));
+
+        if !self
+            .store
+            .replace_session(&rotated, &session.refresh_digest)
+            .await?
+        {
+            return Ok(None);
         }
+        self.tokens.save_access(&access_token, &record).await?;
+        metrics::token_issued("refresh_token");
+        Ok(Some(response))
     }
 
-    async fn issue(
+    /// The presented token is one the session rotated away: the latest one,
+    /// retried within the grace window, gets the pair already issued;
+    /// anything else is treated as theft and the whole family is revoked.
+    async fn reused_refresh_token(
         &self,
-        grant: &'static str,
-        user_id: String,
-        client_id: String,
-        scope: String,
+        session: &Session,
+        presented: &RawToken,
     ) -> Result<TokenResponse, OAuthError> {
-        let now = unix_now();
-        let issued = IssuedTokens {
-            access_token: RawToken::generate(),
-            refresh_token: Some(RawToken::generate()),
-            access: AccessRecord {
-                user_id: Some(user_id.clone()),
-                client_id: client_id.clone(),
-                scope: scope.clone(),
-                expires_at: now + self.access_lifetime.as_secs(),
-            },
-            refresh: Some(RefreshRecord {
-                user_id,
-                client_id,
-                scope: scope.clone(),
-                expires_at: now + self.refresh_lifetime.as_secs(),
-            }),
-            access_lifetime: self.access_lifetime,
-            refresh_lifetime: self.refresh_lifetime,
-        };
-        self.tokens.save(&issued).await?;
-        metrics::token_issued(grant);
-        Ok(TokenResponse {
-            access_token: issued.access_token.as_str().to_string(),
-            token_type: "Bearer",
-            expires_in: self.access_lifetime.as_secs(),
-            refresh_token: issued.refresh_token.map(|t| t.as_str().to_string()),
-            scope,
-        })
+        let is_latest = session.previous_refresh_digest.as_deref()
+            == Some(presented.digest().to_hex().as_str());
+        let within_grace = is_latest
+            && unix_now().saturating_sub(session.rotated_at) <= self.config.refresh_grace.as_secs();
+        let retried = session
+            .retry_pair
+            .as_deref()
+            .filter(|_| within_grace)
+            .and_then(|sealed| retry_pair::open(presented.as_str(), sealed))
+            .and_then(|bytes| serde_json::from_slice::<TokenResponse>(&bytes).ok());
+        if let Some(response) = retried {
+            return Ok(response);
+        }
+        metrics::auth_failure("refresh_token_reuse");
+        tracing::warn!(
+            session = %session.id,
+            user_id = %session.user_id,
+            client_id = %session.client_id,
+            "a rotated refresh token was presented again; revoking the session"
+        );
+        self.revoke_session(session).await?;
+        Err(OAuthError::invalid_grant(
+            "the refresh token was already used; the session is revoked, sign in again",
+        ))
+    }
+
+    async fn revoke_session(&self, session: &Session) -> Result<(), OAuthError> {
+        if let Some(deleted) = self.store.delete_session(&session.id).await? {
+            let digests: Vec<TokenDigest> = deleted
+                .access_tokens
+                .iter()
+                .filter_map(|(hex, _)| TokenDigest::from_hex(hex))
+                .collect();
+            self.tokens.delete_access(&digests).await?;
+        }
+        Ok(())
     }
 }
 
-/// Clients have no scopes yet, so any requested scope is unknown
-/// (§5.2 `invalid_scope`); none requested grants the empty scope.
-fn granted_scope(requested: Option<&str>) -> Result<String, OAuthError> {
-    match requested.map(normalize_scope) {
-        None => Ok(String::new()),
-        Some(scope) if scope.is_empty() => Ok(String::new()),
-        Some(scope) => Err(OAuthError::invalid_scope(&format!(
-            "unknown scope `{}`",
-            scope.split(' ').next().unwrap_or_default()
-        ))),
+/// The scope to grant: what was asked for, if the client may have all of
+/// it (else `invalid_scope`), or everything the client may have when
+/// nothing was asked for (RFC 6749 §3.3 lets the server pick a default).
+pub fn resolve_scope(requested: Option<&str>, allowed: &[String]) -> Result<String, OAuthError> {
+    let Some(requested) = requested else {
+        let mut all: Vec<&str> = allowed.iter().map(String::as_str).collect();
+        all.sort_unstable();
+        all.dedup();
+        return Ok(all.join(" "));
+    };
+    let requested = normalize_scope(requested);
+    if let Some(unknown) = requested
+        .split(' ')
+        .find(|s| !s.is_empty() && !allowed.iter().any(|a| a == s))
+    {
+        return Err(OAuthError::invalid_scope(&format!(
+            "the scope `{unknown}` is unknown or not allowed for this client"
+        )));
     }
+    Ok(requested)
 }
 
 /// Space-separated, deduplicated, sorted (RFC 6749 §3.3: order does not
@@ -236,19 +460,42 @@ pub fn scope_is_subset(requested: &str, granted: &str) -> bool {
 mod tests {
     use super::*;
 
+    fn strings(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
     #[test]
-    fn scopes() {
+    fn scope_resolution() {
+        let allowed = strings(&["write", "read"]);
+        let cases: [(Option<&str>, Result<&str, &str>); 6] = [
+            (None, Ok("read write")),
+            (Some("read"), Ok("read")),
+            (Some("write  read read"), Ok("read write")),
+            (Some("admin"), Err("invalid_scope")),
+            (Some("read admin"), Err("invalid_scope")),
+            (Some(" "), Ok("")),
+        ];
+        for (requested, expected) in cases {
+            let got = resolve_scope(requested, &allowed).map_err(|e| e.code);
+            assert_eq!(
+                got.as_ref().map(String::as_str).map_err(|e| *e),
+                expected,
+                "{requested:?}"
+            );
+        }
+        assert_eq!(resolve_scope(None, &[]).unwrap(), "");
+        assert_eq!(
+            resolve_scope(Some("read"), &[]).unwrap_err().code,
+            "invalid_scope"
+        );
+    }
+
+    #[test]
+    fn scope_subsets() {
         assert_eq!(normalize_scope("b a  b"), "a b");
-        assert_eq!(normalize_scope(""), "");
         assert!(scope_is_subset("a", "a b"));
         assert!(scope_is_subset("", ""));
         assert!(!scope_is_subset("c", "a b"));
         assert!(!scope_is_subset("a", ""));
-        assert_eq!(granted_scope(None).unwrap(), "");
-        assert_eq!(granted_scope(Some("  ")).unwrap(), "");
-        assert_eq!(
-            granted_scope(Some("read")).unwrap_err().code,
-            "invalid_scope"
-        );
     }
 }

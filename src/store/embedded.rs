@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{new_client_id, new_user_id, Client, ClientType, StoreError, User};
+use super::{
+    new_client_id, new_user_id, parse_grants, Client, ClientType, ClientUpdate, Listing, NewClient,
+    Page, Session, StoreError, User, UserUpdate,
+};
 use crate::tokens::unix_now;
 
 const SCHEMA: &str = "
@@ -23,11 +26,30 @@ CREATE TABLE IF NOT EXISTS users (
     disabled      INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS clients (
-    client_id   TEXT PRIMARY KEY,
-    name        TEXT NOT NULL,
-    client_type TEXT NOT NULL,
-    created     INTEGER NOT NULL
+    client_id      TEXT PRIMARY KEY,
+    name           TEXT NOT NULL,
+    client_type    TEXT NOT NULL,
+    created        INTEGER NOT NULL,
+    secret_hash    TEXT,
+    allowed_grants TEXT NOT NULL DEFAULT 'password,refresh_token',
+    allowed_scopes TEXT NOT NULL DEFAULT '',
+    disabled       INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS sessions (
+    id                      TEXT PRIMARY KEY,
+    user_id                 TEXT NOT NULL,
+    refresh_digest          TEXT NOT NULL UNIQUE,
+    previous_refresh_digest TEXT,
+    refresh_expires_at      INTEGER NOT NULL,
+    record                  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sessions_by_user ON sessions (user_id);
+CREATE INDEX IF NOT EXISTS sessions_by_previous ON sessions (previous_refresh_digest);
+CREATE TABLE IF NOT EXISTS retired_refresh_digests (
+    digest     TEXT PRIMARY KEY,
+    session_id TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS retired_by_session ON retired_refresh_digests (session_id);
 ";
 
 pub struct EmbeddedStore {
@@ -58,16 +80,45 @@ fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
 
 fn client_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Client> {
     let kind: String = row.get(2)?;
+    let grants: String = row.get(5)?;
+    let scopes: String = row.get(6)?;
     Ok(Client {
         client_id: row.get(0)?,
         name: row.get(1)?,
-        client_type: ClientType::parse(&kind).unwrap_or(ClientType::Public),
+        // An unknown type is treated as confidential: it then needs a
+        // secret, which fails closed.
+        client_type: ClientType::parse(&kind).unwrap_or(ClientType::Confidential),
         created: row.get::<_, i64>(3)? as u64,
+        secret_hash: row.get(4)?,
+        allowed_grants: parse_grants(&grants).unwrap_or_default(),
+        allowed_scopes: scopes
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+        disabled: row.get::<_, i64>(7)? != 0,
+    })
+}
+
+fn grants_column(client: &Client) -> String {
+    client
+        .allowed_grants
+        .iter()
+        .map(|g| g.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn session_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Session> {
+    let record: String = row.get(0)?;
+    serde_json::from_str(&record).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
     })
 }
 
 const USER_COLUMNS: &str = "id, username, password_hash, created, disabled";
-const CLIENT_COLUMNS: &str = "client_id, name, client_type, created";
+const CLIENT_COLUMNS: &str =
+    "client_id, name, client_type, created, secret_hash, allowed_grants, allowed_scopes, disabled";
 
 impl EmbeddedStore {
     /// Opens (creating if needed) the database file and its folder.
@@ -167,60 +218,98 @@ impl EmbeddedStore {
         .await
     }
 
-    pub async fn list_users(&self) -> Result<Vec<User>, StoreError> {
-        self.with_connection(|c| {
-            let mut statement = c
-                .prepare(&format!(
-                    "SELECT {USER_COLUMNS} FROM users ORDER BY username"
-                ))
-                .map_err(unavailable)?;
-            let rows = statement
-                .query_map([], user_from_row)
-                .map_err(unavailable)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)
-        })
-        .await
+    pub async fn list_users(&self, listing: &Listing) -> Result<Page<User>, StoreError> {
+        let users = self
+            .with_connection(|c| {
+                let mut statement = c
+                    .prepare(&format!(
+                        "SELECT {USER_COLUMNS} FROM users ORDER BY username"
+                    ))
+                    .map_err(unavailable)?;
+                let rows = statement
+                    .query_map([], user_from_row)
+                    .map_err(unavailable)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)
+            })
+            .await?;
+        Ok(listing.apply(users, |u| vec![u.username.as_str(), u.id.as_str()]))
     }
 
-    pub async fn remove_user(&self, username: &str) -> Result<bool, StoreError> {
-        let username = username.to_string();
-        self.with_connection(move |c| {
-            c.execute("DELETE FROM users WHERE username = ?1", params![username])
-                .map(|n| n > 0)
-                .map_err(unavailable)
-        })
-        .await
-    }
-
-    pub async fn set_password(
+    pub async fn update_user(
         &self,
-        username: &str,
-        password_hash: &str,
-    ) -> Result<bool, StoreError> {
-        let (username, hash) = (username.to_string(), password_hash.to_string());
+        id: &str,
+        update: UserUpdate,
+    ) -> Result<Option<User>, StoreError> {
+        let id = id.to_string();
         self.with_connection(move |c| {
-            c.execute(
-                "UPDATE users SET password_hash = ?2 WHERE username = ?1",
-                params![username, hash],
+            if let Some(hash) = &update.password_hash {
+                c.execute(
+                    "UPDATE users SET password_hash = ?2 WHERE id = ?1",
+                    params![id, hash],
+                )
+                .map_err(unavailable)?;
+            }
+            if let Some(disabled) = update.disabled {
+                c.execute(
+                    "UPDATE users SET disabled = ?2 WHERE id = ?1",
+                    params![id, disabled as i64],
+                )
+                .map_err(unavailable)?;
+            }
+            c.query_row(
+                &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"),
+                params![id],
+                user_from_row,
             )
-            .map(|n| n > 0)
+            .optional()
             .map_err(unavailable)
         })
         .await
     }
 
-    pub async fn create_client(&self, name: &str) -> Result<Client, StoreError> {
+    pub async fn remove_user(&self, id: &str) -> Result<Option<User>, StoreError> {
+        let id = id.to_string();
+        self.with_connection(move |c| {
+            let user = c
+                .query_row(
+                    &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"),
+                    params![id],
+                    user_from_row,
+                )
+                .optional()
+                .map_err(unavailable)?;
+            c.execute("DELETE FROM users WHERE id = ?1", params![id])
+                .map_err(unavailable)?;
+            Ok(user)
+        })
+        .await
+    }
+
+    pub async fn create_client(&self, new: NewClient) -> Result<Client, StoreError> {
         let client = Client {
             client_id: new_client_id(),
-            name: name.to_string(),
-            client_type: ClientType::Public,
+            name: new.name,
+            client_type: new.client_type,
+            secret_hash: new.secret_hash,
+            allowed_grants: new.allowed_grants,
+            allowed_scopes: new.allowed_scopes,
+            disabled: false,
             created: unix_now(),
         };
         let record = client.clone();
         self.with_connection(move |c| {
             c.execute(
-                "INSERT INTO clients (client_id, name, client_type, created) VALUES (?1, ?2, ?3, ?4)",
-                params![record.client_id, record.name, record.client_type.as_str(), record.created as i64],
+                "INSERT INTO clients (client_id, name, client_type, created, secret_hash, allowed_grants, allowed_scopes, disabled) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0)",
+                params![
+                    record.client_id,
+                    record.name,
+                    record.client_type.as_str(),
+                    record.created as i64,
+                    record.secret_hash,
+                    grants_column(&record),
+                    record.allowed_scopes.join(" "),
+                ],
             )
             .map_err(|e| {
                 if is_unique_violation(&e) {
@@ -236,11 +325,100 @@ impl EmbeddedStore {
 
     pub async fn find_client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
         let client_id = client_id.to_string();
+        self.with_connection(move |c| find_client(c, &client_id))
+            .await
+    }
+
+    pub async fn list_clients(&self, listing: &Listing) -> Result<Page<Client>, StoreError> {
+        let clients = self
+            .with_connection(|c| {
+                let mut statement = c
+                    .prepare(&format!(
+                        "SELECT {CLIENT_COLUMNS} FROM clients ORDER BY name, client_id"
+                    ))
+                    .map_err(unavailable)?;
+                let rows = statement
+                    .query_map([], client_from_row)
+                    .map_err(unavailable)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)
+            })
+            .await?;
+        Ok(listing.apply(clients, |c| vec![c.name.as_str(), c.client_id.as_str()]))
+    }
+
+    pub async fn update_client(
+        &self,
+        client_id: &str,
+        update: ClientUpdate,
+    ) -> Result<Option<Client>, StoreError> {
+        let client_id = client_id.to_string();
+        self.with_connection(move |c| {
+            let Some(mut client) = find_client(c, &client_id)? else {
+                return Ok(None);
+            };
+            update.apply(&mut client);
+            c.execute(
+                "UPDATE clients SET name = ?2, allowed_grants = ?3, allowed_scopes = ?4, disabled = ?5 WHERE client_id = ?1",
+                params![
+                    client.client_id,
+                    client.name,
+                    grants_column(&client),
+                    client.allowed_scopes.join(" "),
+                    client.disabled as i64
+                ],
+            )
+            .map_err(unavailable)?;
+            Ok(Some(client))
+        })
+        .await
+    }
+
+    pub async fn remove_client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
+        let client_id = client_id.to_string();
+        self.with_connection(move |c| {
+            let client = find_client(c, &client_id)?;
+            c.execute(
+                "DELETE FROM clients WHERE client_id = ?1",
+                params![client_id],
+            )
+            .map_err(unavailable)?;
+            Ok(client)
+        })
+        .await
+    }
+
+    pub async fn insert_session(&self, session: &Session) -> Result<(), StoreError> {
+        let session = session.clone();
+        self.with_connection(move |c| {
+            c.execute(
+                "INSERT INTO sessions (id, user_id, refresh_digest, previous_refresh_digest, refresh_expires_at, record) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    session.id,
+                    session.user_id,
+                    session.refresh_digest,
+                    session.previous_refresh_digest,
+                    session.refresh_expires_at as i64,
+                    serde_json::to_string(&session).expect("sessions serialize"),
+                ],
+            )
+            .map(|_| ())
+            .map_err(unavailable)
+        })
+        .await
+    }
+
+    pub async fn find_session_by_refresh(
+        &self,
+        digest: &str,
+    ) -> Result<Option<Session>, StoreError> {
+        let digest = digest.to_string();
         self.with_connection(move |c| {
             c.query_row(
-                &format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id = ?1"),
-                params![client_id],
-                client_from_row,
+                "SELECT record FROM sessions WHERE refresh_digest = ?1 OR previous_refresh_digest = ?1 \
+                 OR id = (SELECT session_id FROM retired_refresh_digests WHERE digest = ?1)",
+                params![digest],
+                session_from_row,
             )
             .optional()
             .map_err(unavailable)
@@ -248,38 +426,178 @@ impl EmbeddedStore {
         .await
     }
 
-    pub async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
-        self.with_connection(|c| {
-            let mut statement = c
-                .prepare(&format!(
-                    "SELECT {CLIENT_COLUMNS} FROM clients ORDER BY name, client_id"
-                ))
-                .map_err(unavailable)?;
-            let rows = statement
-                .query_map([], client_from_row)
-                .map_err(unavailable)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)
+    pub async fn find_session(&self, id: &str) -> Result<Option<Session>, StoreError> {
+        let id = id.to_string();
+        self.with_connection(move |c| {
+            c.query_row(
+                "SELECT record FROM sessions WHERE id = ?1",
+                params![id],
+                session_from_row,
+            )
+            .optional()
+            .map_err(unavailable)
         })
         .await
     }
 
-    pub async fn remove_client(&self, client_id: &str) -> Result<bool, StoreError> {
-        let client_id = client_id.to_string();
+    pub async fn replace_session(
+        &self,
+        session: &Session,
+        expected_refresh_digest: &str,
+    ) -> Result<bool, StoreError> {
+        let (session, expected) = (session.clone(), expected_refresh_digest.to_string());
+        self.with_connection(move |c| {
+            let changed = c.execute(
+                "UPDATE sessions SET refresh_digest = ?3, previous_refresh_digest = ?4, refresh_expires_at = ?5, record = ?6 \
+                 WHERE id = ?1 AND refresh_digest = ?2",
+                params![
+                    session.id,
+                    expected,
+                    session.refresh_digest,
+                    session.previous_refresh_digest,
+                    session.refresh_expires_at as i64,
+                    serde_json::to_string(&session).expect("sessions serialize"),
+                ],
+            )
+            .map_err(unavailable)?;
+            if changed != 1 {
+                return Ok(false);
+            }
+            c.execute("DELETE FROM retired_refresh_digests WHERE session_id = ?1", params![session.id])
+                .map_err(unavailable)?;
+            for digest in &session.retired_refresh_digests {
+                c.execute(
+                    "INSERT OR REPLACE INTO retired_refresh_digests (digest, session_id) VALUES (?1, ?2)",
+                    params![digest, session.id],
+                )
+                .map_err(unavailable)?;
+            }
+            Ok(true)
+        })
+        .await
+    }
+
+    pub async fn delete_session(&self, id: &str) -> Result<Option<Session>, StoreError> {
+        let id = id.to_string();
+        self.with_connection(move |c| {
+            let session = c
+                .query_row(
+                    "SELECT record FROM sessions WHERE id = ?1",
+                    params![id],
+                    session_from_row,
+                )
+                .optional()
+                .map_err(unavailable)?;
+            c.execute("DELETE FROM sessions WHERE id = ?1", params![id])
+                .map_err(unavailable)?;
+            c.execute(
+                "DELETE FROM retired_refresh_digests WHERE session_id = ?1",
+                params![id],
+            )
+            .map_err(unavailable)?;
+            Ok(session)
+        })
+        .await
+    }
+
+    pub async fn sessions_of_user(&self, user_id: &str) -> Result<Vec<Session>, StoreError> {
+        let user_id = user_id.to_string();
+        self.with_connection(move |c| sessions_of_user(c, &user_id))
+            .await
+    }
+
+    pub async fn delete_sessions_of_user(&self, user_id: &str) -> Result<Vec<Session>, StoreError> {
+        let user_id = user_id.to_string();
+        self.with_connection(move |c| {
+            let sessions = sessions_of_user(c, &user_id)?;
+            for session in &sessions {
+                c.execute(
+                    "DELETE FROM retired_refresh_digests WHERE session_id = ?1",
+                    params![session.id],
+                )
+                .map_err(unavailable)?;
+            }
+            c.execute("DELETE FROM sessions WHERE user_id = ?1", params![user_id])
+                .map_err(unavailable)?;
+            Ok(sessions)
+        })
+        .await
+    }
+
+    pub async fn delete_expired_sessions(&self, now: u64) -> Result<u64, StoreError> {
         self.with_connection(move |c| {
             c.execute(
-                "DELETE FROM clients WHERE client_id = ?1",
-                params![client_id],
+                "DELETE FROM retired_refresh_digests WHERE session_id IN \
+                 (SELECT id FROM sessions WHERE refresh_expires_at <= ?1)",
+                params![now as i64],
             )
-            .map(|n| n > 0)
+            .map_err(unavailable)?;
+            c.execute(
+                "DELETE FROM sessions WHERE refresh_expires_at <= ?1",
+                params![now as i64],
+            )
+            .map(|n| n as u64)
             .map_err(unavailable)
         })
         .await
     }
 }
 
+fn find_client(c: &Connection, client_id: &str) -> Result<Option<Client>, StoreError> {
+    c.query_row(
+        &format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id = ?1"),
+        params![client_id],
+        client_from_row,
+    )
+    .optional()
+    .map_err(unavailable)
+}
+
+fn sessions_of_user(c: &Connection, user_id: &str) -> Result<Vec<Session>, StoreError> {
+    let mut statement = c
+        .prepare("SELECT record FROM sessions WHERE user_id = ?1")
+        .map_err(unavailable)?;
+    let rows = statement
+        .query_map(params![user_id], session_from_row)
+        .map_err(unavailable)?;
+    let mut sessions = rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)?;
+    sessions.sort_by_key(|s| std::cmp::Reverse(s.created));
+    Ok(sessions)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::store::GrantType;
+
+    fn new_client(name: &str) -> NewClient {
+        NewClient {
+            name: name.into(),
+            client_type: ClientType::Public,
+            secret_hash: None,
+            allowed_grants: GrantType::defaults(ClientType::Public),
+            allowed_scopes: vec!["read".into()],
+        }
+    }
+
+    pub fn session(id: &str, user_id: &str, digest: &str) -> Session {
+        Session {
+            id: id.into(),
+            user_id: user_id.into(),
+            client_id: "c".into(),
+            scope: String::new(),
+            created: 1,
+            last_used: 1,
+            refresh_digest: digest.into(),
+            refresh_expires_at: 100,
+            previous_refresh_digest: None,
+            retired_refresh_digests: Vec::new(),
+            rotated_at: 1,
+            retry_pair: None,
+            access_tokens: vec![("a1".into(), 50)],
+        }
+    }
 
     #[tokio::test]
     async fn users_and_clients_round_trip_and_persist() {
@@ -291,7 +609,7 @@ mod tests {
             store.create_user("jonas", "$2b$04$other").await,
             Err(StoreError::Duplicate(_))
         ));
-        let client = store.create_client("ios app").await.unwrap();
+        let client = store.create_client(new_client("ios app")).await.unwrap();
         drop(store);
 
         // A second open (the CLI beside a running gateway) sees the same data.
@@ -306,26 +624,107 @@ mod tests {
             store.find_client(&client.client_id).await.unwrap(),
             Some(client.clone())
         );
-        assert!(store.set_password("jonas", "$2b$04$new").await.unwrap());
+        let update = UserUpdate {
+            password_hash: Some("$2b$04$new".into()),
+            disabled: Some(true),
+        };
+        let updated = store.update_user(&user.id, update).await.unwrap().unwrap();
+        assert_eq!(updated.password_hash, "$2b$04$new");
+        assert!(updated.disabled);
+        assert!(store
+            .update_user("nobody", UserUpdate::default())
+            .await
+            .unwrap()
+            .is_none());
         assert_eq!(
             store
-                .find_user_by_username("jonas")
+                .list_users(&Listing::everything())
                 .await
                 .unwrap()
-                .unwrap()
-                .password_hash,
-            "$2b$04$new"
+                .total,
+            1
         );
-        assert!(!store.set_password("nobody", "x").await.unwrap());
-        assert_eq!(store.list_users().await.unwrap().len(), 1);
-        assert_eq!(store.list_clients().await.unwrap(), vec![client.clone()]);
-        assert!(store.remove_user("jonas").await.unwrap());
-        assert!(!store.remove_user("jonas").await.unwrap());
-        assert!(store.remove_client(&client.client_id).await.unwrap());
+        let page = store.list_clients(&Listing::everything()).await.unwrap();
+        assert_eq!(page.items, vec![client.clone()]);
+
+        let changed = store
+            .update_client(
+                &client.client_id,
+                ClientUpdate {
+                    allowed_grants: Some(vec![GrantType::Password]),
+                    allowed_scopes: Some(vec!["read".into(), "write".into()]),
+                    disabled: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(changed.allowed_grants, vec![GrantType::Password]);
+        assert_eq!(
+            store.find_client(&client.client_id).await.unwrap(),
+            Some(changed)
+        );
+
+        assert_eq!(
+            store.remove_user(&user.id).await.unwrap().map(|u| u.id),
+            Some(user.id.clone())
+        );
+        assert!(store.remove_user(&user.id).await.unwrap().is_none());
+        assert!(store
+            .remove_client(&client.client_id)
+            .await
+            .unwrap()
+            .is_some());
         assert!(store
             .find_client(&client.client_id)
             .await
             .unwrap()
             .is_none());
+    }
+
+    #[tokio::test]
+    async fn sessions_rotate_with_compare_and_swap() {
+        let folder = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(&folder.path().join("s.sqlite3")).unwrap();
+        let first = session("s1", "u1", "d1");
+        store.insert_session(&first).await.unwrap();
+        store
+            .insert_session(&session("s2", "u1", "e1"))
+            .await
+            .unwrap();
+        store
+            .insert_session(&session("s3", "u2", "f1"))
+            .await
+            .unwrap();
+
+        let mut rotated = first.clone();
+        rotated.refresh_digest = "d2".into();
+        rotated.previous_refresh_digest = Some("d1".into());
+        rotated.retired_refresh_digests = vec!["d0".into(), "d1".into()];
+        assert!(store.replace_session(&rotated, "d1").await.unwrap());
+        assert_eq!(
+            store.find_session_by_refresh("d0").await.unwrap(),
+            Some(rotated.clone())
+        );
+        assert!(
+            !store.replace_session(&rotated, "d1").await.unwrap(),
+            "the second rotation loses"
+        );
+        assert_eq!(
+            store.find_session_by_refresh("d2").await.unwrap(),
+            Some(rotated.clone())
+        );
+        assert_eq!(
+            store.find_session_by_refresh("d1").await.unwrap(),
+            Some(rotated.clone())
+        );
+        assert!(store.find_session_by_refresh("zz").await.unwrap().is_none());
+
+        assert_eq!(store.sessions_of_user("u1").await.unwrap().len(), 2);
+        assert_eq!(store.delete_sessions_of_user("u1").await.unwrap().len(), 2);
+        assert!(store.find_session("s1").await.unwrap().is_none());
+        assert_eq!(store.delete_expired_sessions(100).await.unwrap(), 1);
+        assert!(store.delete_session("s3").await.unwrap().is_none());
     }
 }

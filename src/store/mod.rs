@@ -10,7 +10,7 @@ pub mod mongo;
 
 use rand::distributions::Alphanumeric;
 use rand::Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct User {
@@ -37,26 +37,99 @@ impl std::fmt::Debug for User {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ClientType {
-    /// Identified by `client_id` alone, as in Flask-Sentinel.
+    /// Identified by `client_id` alone, as in Flask-Sentinel (apps that
+    /// cannot keep a secret: mobile, single-page).
     Public,
+    /// Holds a secret (RFC 6749 §2.3.1), shown once at creation.
+    Confidential,
 }
 
 impl ClientType {
     pub fn as_str(self) -> &'static str {
         match self {
             ClientType::Public => "public",
+            ClientType::Confidential => "confidential",
         }
     }
 
     pub fn parse(text: &str) -> Option<Self> {
         match text {
             "public" => Some(ClientType::Public),
+            "confidential" => Some(ClientType::Confidential),
             _ => None,
         }
     }
+}
+
+/// The grant types a client may use (RFC 6749 §4.3, §4.4, §6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantType {
+    Password,
+    RefreshToken,
+    ClientCredentials,
+}
+
+impl GrantType {
+    pub const ALL: [GrantType; 3] = [
+        GrantType::Password,
+        GrantType::RefreshToken,
+        GrantType::ClientCredentials,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantType::Password => "password",
+            GrantType::RefreshToken => "refresh_token",
+            GrantType::ClientCredentials => "client_credentials",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        GrantType::ALL.into_iter().find(|g| g.as_str() == text)
+    }
+
+    /// Flask-Sentinel's clients could use these two; so can ours by default.
+    pub fn defaults(client_type: ClientType) -> Vec<GrantType> {
+        match client_type {
+            ClientType::Public => vec![GrantType::Password, GrantType::RefreshToken],
+            ClientType::Confidential => GrantType::ALL.to_vec(),
+        }
+    }
+}
+
+/// Parses `password,refresh_token`; names the first unknown entry.
+pub fn parse_grants(list: &str) -> Result<Vec<GrantType>, String> {
+    let mut grants = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let grant = GrantType::parse(name).ok_or_else(|| {
+            format!(
+                "unknown grant type `{name}` (known: password, refresh_token, client_credentials)"
+            )
+        })?;
+        if !grants.contains(&grant) {
+            grants.push(grant);
+        }
+    }
+    grants.sort();
+    Ok(grants)
+}
+
+/// Scope tokens (RFC 6749 §3.3): printable ASCII except space, `"` and `\\`.
+pub fn validate_scopes(scopes: &[String]) -> Result<(), String> {
+    for scope in scopes {
+        let valid = !scope.is_empty()
+            && scope
+                .bytes()
+                .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
+        if !valid {
+            return Err(format!("`{scope}` is not a valid scope name"));
+        }
+    }
+    Ok(())
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -65,8 +138,141 @@ pub struct Client {
     pub name: String,
     #[serde(rename = "type")]
     pub client_type: ClientType,
+    /// `sha256$<hex>` of the secret; confidential clients only. Never shown.
+    #[serde(skip)]
+    pub secret_hash: Option<String>,
+    pub allowed_grants: Vec<GrantType>,
+    pub allowed_scopes: Vec<String>,
+    pub disabled: bool,
     pub created: u64,
 }
+
+/// What creating a client takes.
+#[derive(Clone, Debug)]
+pub struct NewClient {
+    pub name: String,
+    pub client_type: ClientType,
+    pub secret_hash: Option<String>,
+    pub allowed_grants: Vec<GrantType>,
+    pub allowed_scopes: Vec<String>,
+}
+
+/// A partial update of a client; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default)]
+pub struct ClientUpdate {
+    pub name: Option<String>,
+    pub allowed_grants: Option<Vec<GrantType>>,
+    pub allowed_scopes: Option<Vec<String>>,
+    pub disabled: Option<bool>,
+}
+
+impl ClientUpdate {
+    pub fn apply(self, client: &mut Client) {
+        if let Some(name) = self.name {
+            client.name = name;
+        }
+        if let Some(grants) = self.allowed_grants {
+            client.allowed_grants = grants;
+        }
+        if let Some(scopes) = self.allowed_scopes {
+            client.allowed_scopes = scopes;
+        }
+        if let Some(disabled) = self.disabled {
+            client.disabled = disabled;
+        }
+    }
+}
+
+/// A partial update of a user; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default)]
+pub struct UserUpdate {
+    pub password_hash: Option<String>,
+    pub disabled: Option<bool>,
+}
+
+/// One page of a listing, with the total matching count.
+#[derive(Clone, Debug, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: u64,
+}
+
+/// Which records a listing returns: a case-insensitive substring of the
+/// username (or client name/id), then `offset`/`limit`.
+#[derive(Clone, Debug, Default)]
+pub struct Listing {
+    pub search: Option<String>,
+    pub offset: u64,
+    pub limit: u64,
+}
+
+impl Listing {
+    pub fn everything() -> Self {
+        Listing {
+            search: None,
+            offset: 0,
+            limit: u64::MAX / 2,
+        }
+    }
+
+    fn matches(&self, fields: &[&str]) -> bool {
+        match &self.search {
+            None => true,
+            Some(needle) => {
+                let needle = needle.to_lowercase();
+                fields.iter().any(|f| f.to_lowercase().contains(&needle))
+            }
+        }
+    }
+
+    /// Filters and pages an already sorted list.
+    pub fn apply<T>(&self, items: Vec<T>, fields: impl Fn(&T) -> Vec<&str>) -> Page<T> {
+        let matching: Vec<T> = items
+            .into_iter()
+            .filter(|i| self.matches(&fields(i)))
+            .collect();
+        let total = matching.len() as u64;
+        let items = matching
+            .into_iter()
+            .skip(self.offset.min(usize::MAX as u64) as usize)
+            .take(self.limit.min(usize::MAX as u64) as usize)
+            .collect();
+        Page { items, total }
+    }
+}
+
+/// One login on one device: a refresh-token family (RFC 9700 §4.14.2).
+/// Each refresh rotates `refresh_digest`; the one before stays known as
+/// `previous_refresh_digest` so that its reuse can be told apart from an
+/// unknown token (a retry within the grace window, or theft).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub id: String,
+    pub user_id: String,
+    pub client_id: String,
+    pub scope: String,
+    pub created: u64,
+    pub last_used: u64,
+    /// Hex SHA-256 of the current refresh token.
+    pub refresh_digest: String,
+    pub refresh_expires_at: u64,
+    pub previous_refresh_digest: Option<String>,
+    /// Every earlier refresh token of the family (newest last, at most
+    /// [`RETIRED_DIGESTS_KEPT`]): presenting one is reuse, and revokes all.
+    #[serde(default)]
+    pub retired_refresh_digests: Vec<String>,
+    pub rotated_at: u64,
+    /// The pair issued at the last rotation, encrypted under a key derived
+    /// from the previous refresh token, so a client retrying within the
+    /// grace window gets the same pair and the store alone cannot read it.
+    pub retry_pair: Option<String>,
+    /// Access tokens issued in this family and not yet expired: (hex
+    /// digest, expires_at). Revoking the family deletes them.
+    pub access_tokens: Vec<(String, u64)>,
+}
+
+/// How many retired refresh digests a session remembers for reuse detection.
+pub const RETIRED_DIGESTS_KEPT: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -93,6 +299,11 @@ pub fn new_client_id() -> String {
         .take(40)
         .map(char::from)
         .collect()
+}
+
+/// A new session (refresh-token family) id.
+pub fn new_session_id() -> String {
+    crate::tokens::RawToken::generate().digest().to_hex()[..32].to_string()
 }
 
 /// Usernames are compared exactly; this only rejects what cannot be typed
@@ -144,39 +355,97 @@ impl Store {
         dispatch!(self.find_user_by_id(id))
     }
 
-    pub async fn list_users(&self) -> Result<Vec<User>, StoreError> {
-        dispatch!(self.list_users())
+    /// Users sorted by username.
+    pub async fn list_users(&self, listing: &Listing) -> Result<Page<User>, StoreError> {
+        dispatch!(self.list_users(listing))
     }
 
-    /// Ok(false) when no such user exists.
-    pub async fn remove_user(&self, username: &str) -> Result<bool, StoreError> {
-        dispatch!(self.remove_user(username))
-    }
-
-    /// Ok(false) when no such user exists.
-    pub async fn set_password(
+    /// The updated user, or None when no user has this id.
+    pub async fn update_user(
         &self,
-        username: &str,
-        password_hash: &str,
-    ) -> Result<bool, StoreError> {
-        dispatch!(self.set_password(username, password_hash))
+        id: &str,
+        update: UserUpdate,
+    ) -> Result<Option<User>, StoreError> {
+        dispatch!(self.update_user(id, update))
     }
 
-    pub async fn create_client(&self, name: &str) -> Result<Client, StoreError> {
-        dispatch!(self.create_client(name))
+    /// The removed user, or None when no user has this id.
+    pub async fn remove_user(&self, id: &str) -> Result<Option<User>, StoreError> {
+        dispatch!(self.remove_user(id))
+    }
+
+    pub async fn create_client(&self, new: NewClient) -> Result<Client, StoreError> {
+        validate_scopes(&new.allowed_scopes).map_err(StoreError::Invalid)?;
+        dispatch!(self.create_client(new))
     }
 
     pub async fn find_client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
         dispatch!(self.find_client(client_id))
     }
 
-    pub async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
-        dispatch!(self.list_clients())
+    /// Clients sorted by name, then id.
+    pub async fn list_clients(&self, listing: &Listing) -> Result<Page<Client>, StoreError> {
+        dispatch!(self.list_clients(listing))
     }
 
-    /// Ok(false) when no such client exists.
-    pub async fn remove_client(&self, client_id: &str) -> Result<bool, StoreError> {
+    pub async fn update_client(
+        &self,
+        client_id: &str,
+        update: ClientUpdate,
+    ) -> Result<Option<Client>, StoreError> {
+        if let Some(scopes) = &update.allowed_scopes {
+            validate_scopes(scopes).map_err(StoreError::Invalid)?;
+        }
+        dispatch!(self.update_client(client_id, update))
+    }
+
+    /// The removed client, or None when no client has this id.
+    pub async fn remove_client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
         dispatch!(self.remove_client(client_id))
+    }
+
+    pub async fn insert_session(&self, session: &Session) -> Result<(), StoreError> {
+        dispatch!(self.insert_session(session))
+    }
+
+    /// The session whose current or any retired refresh token has this digest.
+    pub async fn find_session_by_refresh(
+        &self,
+        digest: &str,
+    ) -> Result<Option<Session>, StoreError> {
+        dispatch!(self.find_session_by_refresh(digest))
+    }
+
+    pub async fn find_session(&self, id: &str) -> Result<Option<Session>, StoreError> {
+        dispatch!(self.find_session(id))
+    }
+
+    /// Replaces the session only if its refresh digest is still
+    /// `expected_refresh_digest`: of two concurrent rotations, one wins.
+    pub async fn replace_session(
+        &self,
+        session: &Session,
+        expected_refresh_digest: &str,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self.replace_session(session, expected_refresh_digest))
+    }
+
+    pub async fn delete_session(&self, id: &str) -> Result<Option<Session>, StoreError> {
+        dispatch!(self.delete_session(id))
+    }
+
+    /// A user's sessions, newest first.
+    pub async fn sessions_of_user(&self, user_id: &str) -> Result<Vec<Session>, StoreError> {
+        dispatch!(self.sessions_of_user(user_id))
+    }
+
+    pub async fn delete_sessions_of_user(&self, user_id: &str) -> Result<Vec<Session>, StoreError> {
+        dispatch!(self.delete_sessions_of_user(user_id))
+    }
+
+    /// Removes sessions whose refresh token expired before `now`.
+    pub async fn delete_expired_sessions(&self, now: u64) -> Result<u64, StoreError> {
+        dispatch!(self.delete_expired_sessions(now))
     }
 }
 
@@ -198,6 +467,48 @@ mod tests {
             assert_eq!(validate_username(name).is_ok(), ok, "{name:?}");
         }
         assert!(validate_username(&"x".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn grant_lists() {
+        assert_eq!(
+            parse_grants("refresh_token, password,password").unwrap(),
+            vec![GrantType::Password, GrantType::RefreshToken]
+        );
+        assert!(parse_grants("implicit").unwrap_err().contains("implicit"));
+        assert_eq!(parse_grants("").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn scope_names() {
+        let ok = |s: &[&str]| {
+            validate_scopes(&s.iter().map(|x| x.to_string()).collect::<Vec<_>>()).is_ok()
+        };
+        assert!(ok(&["read", "write:all", "a.b-c_d~"]));
+        assert!(!ok(&["two words"]));
+        assert!(!ok(&["quote\""]));
+        assert!(!ok(&[""]));
+        assert!(!ok(&["back\\slash"]));
+    }
+
+    #[test]
+    fn listings_filter_then_page() {
+        let names = vec!["alice", "bob", "carol", "dave", "Alina"];
+        let listing = Listing {
+            search: Some("al".into()),
+            offset: 1,
+            limit: 5,
+        };
+        let page = listing.apply(names.clone(), |n| vec![*n]);
+        assert_eq!(page.total, 2);
+        assert_eq!(page.items, vec!["Alina"]);
+        let page = Listing {
+            search: None,
+            offset: 3,
+            limit: 10,
+        }
+        .apply(names, |n| vec![*n]);
+        assert_eq!(page.items, vec!["dave", "Alina"]);
     }
 
     #[test]

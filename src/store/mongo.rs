@@ -3,7 +3,12 @@
 //!
 //! - `users`: `{_id: ObjectId, username, hashpw: "$2b$…"}`; we add `created`
 //!   and `disabled` and read their absence as "unknown" and "enabled".
-//! - `clients`: `{client_id, client_type: "public"}`; we add `name`, `created`.
+//! - `clients`: `{client_id, client_type: "public"}`; we add `name`,
+//!   `created`, `client_secret_hash`, `allowed_grant_types`,
+//!   `allowed_scopes`, `disabled`, with Flask-Sentinel's behaviour as the
+//!   default when they are absent.
+//! - `portcullis_sessions`: refresh-token families (our own; Flask-Sentinel's
+//!   `tokens` collection is left alone).
 //!
 //! The driver's client spawns monitor tasks on the runtime that creates it,
 //! so it is created lazily, on the runtime that first uses it.
@@ -15,7 +20,10 @@ use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Collection, IndexModel};
 use tokio::sync::OnceCell;
 
-use super::{new_client_id, Client, ClientType, StoreError, User};
+use super::{
+    new_client_id, Client, ClientType, ClientUpdate, GrantType, Listing, NewClient, Page, Session,
+    StoreError, User, UserUpdate,
+};
 use crate::tokens::unix_now;
 
 pub struct MongoStore {
@@ -65,13 +73,63 @@ fn client_from_document(document: &Document) -> Option<Client> {
         Some(Bson::DateTime(at)) => (at.timestamp_millis().max(0) / 1000) as u64,
         _ => 0,
     };
+    // An unknown type is treated as confidential: it then needs a secret,
+    // which fails closed.
+    let client_type = ClientType::parse(document.get_str("client_type").unwrap_or("public"))
+        .unwrap_or(ClientType::Confidential);
+    let strings = |key: &str| -> Option<Vec<String>> {
+        document.get_array(key).ok().map(|items| {
+            items
+                .iter()
+                .filter_map(|b| b.as_str().map(String::from))
+                .collect()
+        })
+    };
+    let allowed_grants = match strings("allowed_grant_types") {
+        Some(names) => names.iter().filter_map(|n| GrantType::parse(n)).collect(),
+        None => GrantType::defaults(ClientType::Public),
+    };
     Some(Client {
         client_id: document.get_str("client_id").ok()?.to_string(),
         name: document.get_str("name").unwrap_or("").to_string(),
-        client_type: ClientType::parse(document.get_str("client_type").unwrap_or("public"))
-            .unwrap_or(ClientType::Public),
+        client_type,
+        secret_hash: document
+            .get_str("client_secret_hash")
+            .ok()
+            .map(String::from),
+        allowed_grants,
+        allowed_scopes: strings("allowed_scopes").unwrap_or_default(),
+        disabled: document.get_bool("disabled").unwrap_or(false),
         created,
     })
+}
+
+fn client_document(client: &Client) -> Document {
+    let mut document = doc! {
+        "client_id": &client.client_id,
+        "client_type": client.client_type.as_str(),
+        "name": &client.name,
+        "created": DateTime::from_millis((client.created * 1000) as i64),
+        "allowed_grant_types": client.allowed_grants.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
+        "allowed_scopes": &client.allowed_scopes,
+        "disabled": client.disabled,
+    };
+    if let Some(hash) = &client.secret_hash {
+        document.insert("client_secret_hash", hash);
+    }
+    document
+}
+
+fn session_document(session: &Session) -> Result<Document, StoreError> {
+    let mut document = mongodb::bson::to_document(session)
+        .map_err(|e| StoreError::Unavailable(format!("cannot encode a session: {e}")))?;
+    document.insert("_id", &session.id);
+    Ok(document)
+}
+
+fn session_from_document(mut document: Document) -> Option<Session> {
+    document.remove("_id");
+    mongodb::bson::from_document(document).ok()
 }
 
 /// `_id` as stored: an ObjectId when the text is one, else the text itself.
@@ -151,7 +209,39 @@ impl MongoStore {
                     unavailable(e)
                 }
             })?;
+        let sessions = self.sessions().await?;
+        for keys in [
+            doc! {"refresh_digest": 1},
+            doc! {"previous_refresh_digest": 1},
+            doc! {"retired_refresh_digests": 1},
+            doc! {"user_id": 1},
+        ] {
+            sessions
+                .create_index(IndexModel::builder().keys(keys).build())
+                .await
+                .map_err(unavailable)?;
+        }
         Ok(())
+    }
+
+    async fn sessions(&self) -> Result<Collection<Document>, StoreError> {
+        Ok(self.database().await?.collection("portcullis_sessions"))
+    }
+
+    async fn find_sessions(&self, filter: Document) -> Result<Vec<Session>, StoreError> {
+        let mut cursor = self
+            .sessions()
+            .await?
+            .find(filter)
+            .sort(doc! {"created": -1})
+            .await
+            .map_err(unavailable)?;
+        let mut sessions = Vec::new();
+        while cursor.advance().await.map_err(unavailable)? {
+            let document = cursor.deserialize_current().map_err(unavailable)?;
+            sessions.extend(session_from_document(document));
+        }
+        Ok(sessions)
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
@@ -217,7 +307,7 @@ impl MongoStore {
         Ok(found.as_ref().and_then(user_from_document))
     }
 
-    pub async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+    pub async fn list_users(&self, listing: &Listing) -> Result<Page<User>, StoreError> {
         let mut cursor = self
             .users()
             .await?
@@ -230,52 +320,55 @@ impl MongoStore {
             let document = cursor.deserialize_current().map_err(unavailable)?;
             users.extend(user_from_document(&document));
         }
-        Ok(users)
+        Ok(listing.apply(users, |u| vec![u.username.as_str(), u.id.as_str()]))
     }
 
-    pub async fn remove_user(&self, username: &str) -> Result<bool, StoreError> {
-        let result = self
-            .users()
-            .await?
-            .delete_one(doc! {"username": username})
-            .await
-            .map_err(unavailable)?;
-        Ok(result.deleted_count > 0)
-    }
-
-    pub async fn set_password(
+    pub async fn update_user(
         &self,
-        username: &str,
-        password_hash: &str,
-    ) -> Result<bool, StoreError> {
-        let result = self
-            .users()
-            .await?
-            .update_one(
-                doc! {"username": username},
-                doc! {"$set": {"hashpw": password_hash}},
-            )
-            .await
-            .map_err(unavailable)?;
-        Ok(result.matched_count > 0)
+        id: &str,
+        update: UserUpdate,
+    ) -> Result<Option<User>, StoreError> {
+        let mut set = Document::new();
+        if let Some(hash) = update.password_hash {
+            set.insert("hashpw", hash);
+        }
+        if let Some(disabled) = update.disabled {
+            set.insert("disabled", disabled);
+        }
+        if !set.is_empty() {
+            self.users()
+                .await?
+                .update_one(id_filter(id), doc! {"$set": set})
+                .await
+                .map_err(unavailable)?;
+        }
+        self.find_user_by_id(id).await
     }
 
-    pub async fn create_client(&self, name: &str) -> Result<Client, StoreError> {
+    pub async fn remove_user(&self, id: &str) -> Result<Option<User>, StoreError> {
+        let removed = self
+            .users()
+            .await?
+            .find_one_and_delete(id_filter(id))
+            .await
+            .map_err(unavailable)?;
+        Ok(removed.as_ref().and_then(user_from_document))
+    }
+
+    pub async fn create_client(&self, new: NewClient) -> Result<Client, StoreError> {
         let client = Client {
             client_id: new_client_id(),
-            name: name.to_string(),
-            client_type: ClientType::Public,
+            name: new.name,
+            client_type: new.client_type,
+            secret_hash: new.secret_hash,
+            allowed_grants: new.allowed_grants,
+            allowed_scopes: new.allowed_scopes,
+            disabled: false,
             created: unix_now(),
-        };
-        let document = doc! {
-            "client_id": &client.client_id,
-            "client_type": client.client_type.as_str(),
-            "name": name,
-            "created": DateTime::from_millis((client.created * 1000) as i64),
         };
         self.clients()
             .await?
-            .insert_one(document)
+            .insert_one(client_document(&client))
             .await
             .map_err(|e| {
                 if is_duplicate_key(&e) {
@@ -297,7 +390,7 @@ impl MongoStore {
         Ok(found.as_ref().and_then(client_from_document))
     }
 
-    pub async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
+    pub async fn list_clients(&self, listing: &Listing) -> Result<Page<Client>, StoreError> {
         let mut cursor = self
             .clients()
             .await?
@@ -310,17 +403,125 @@ impl MongoStore {
             let document = cursor.deserialize_current().map_err(unavailable)?;
             clients.extend(client_from_document(&document));
         }
-        Ok(clients)
+        Ok(listing.apply(clients, |c| vec![c.name.as_str(), c.client_id.as_str()]))
     }
 
-    pub async fn remove_client(&self, client_id: &str) -> Result<bool, StoreError> {
-        let result = self
-            .clients()
+    pub async fn update_client(
+        &self,
+        client_id: &str,
+        update: ClientUpdate,
+    ) -> Result<Option<Client>, StoreError> {
+        let Some(mut client) = self.find_client(client_id).await? else {
+            return Ok(None);
+        };
+        update.apply(&mut client);
+        let mut set = client_document(&client);
+        set.remove("client_secret_hash");
+        self.clients()
             .await?
-            .delete_one(doc! {"client_id": client_id})
+            .update_one(doc! {"client_id": client_id}, doc! {"$set": set})
             .await
             .map_err(unavailable)?;
-        Ok(result.deleted_count > 0)
+        Ok(Some(client))
+    }
+
+    pub async fn remove_client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
+        let removed = self
+            .clients()
+            .await?
+            .find_one_and_delete(doc! {"client_id": client_id})
+            .await
+            .map_err(unavailable)?;
+        Ok(removed.as_ref().and_then(client_from_document))
+    }
+
+    pub async fn insert_session(&self, session: &Session) -> Result<(), StoreError> {
+        self.sessions()
+            .await?
+            .insert_one(session_document(session)?)
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
+    }
+
+    pub async fn find_session_by_refresh(
+        &self,
+        digest: &str,
+    ) -> Result<Option<Session>, StoreError> {
+        let filter = doc! {"$or": [
+            {"refresh_digest": digest},
+            {"previous_refresh_digest": digest},
+            {"retired_refresh_digests": digest},
+        ]};
+        let found = self
+            .sessions()
+            .await?
+            .find_one(filter)
+            .await
+            .map_err(unavailable)?;
+        Ok(found.and_then(session_from_document))
+    }
+
+    pub async fn find_session(&self, id: &str) -> Result<Option<Session>, StoreError> {
+        let found = self
+            .sessions()
+            .await?
+            .find_one(doc! {"_id": id})
+            .await
+            .map_err(unavailable)?;
+        Ok(found.and_then(session_from_document))
+    }
+
+    pub async fn replace_session(
+        &self,
+        session: &Session,
+        expected_refresh_digest: &str,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .sessions()
+            .await?
+            .replace_one(
+                doc! {"_id": &session.id, "refresh_digest": expected_refresh_digest},
+                session_document(session)?,
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(result.matched_count == 1)
+    }
+
+    pub async fn delete_session(&self, id: &str) -> Result<Option<Session>, StoreError> {
+        let removed = self
+            .sessions()
+            .await?
+            .find_one_and_delete(doc! {"_id": id})
+            .await
+            .map_err(unavailable)?;
+        Ok(removed.and_then(session_from_document))
+    }
+
+    pub async fn sessions_of_user(&self, user_id: &str) -> Result<Vec<Session>, StoreError> {
+        self.find_sessions(doc! {"user_id": user_id}).await
+    }
+
+    pub async fn delete_sessions_of_user(&self, user_id: &str) -> Result<Vec<Session>, StoreError> {
+        let sessions = self.sessions_of_user(user_id).await?;
+        let ids: Vec<&str> = sessions.iter().map(|s| s.id.as_str()).collect();
+        self.sessions()
+            .await?
+            .delete_many(doc! {"_id": {"$in": ids}})
+            .await
+            .map_err(unavailable)?;
+        Ok(sessions)
+    }
+
+    pub async fn delete_expired_sessions(&self, now: u64) -> Result<u64, StoreError> {
+        let result = self
+            .sessions()
+            .await?
+            .delete_many(doc! {"refresh_expires_at": {"$lte": now as i64}})
+            .await
+            .map_err(unavailable)?;
+        Ok(result.deleted_count)
     }
 }
 

@@ -1,11 +1,15 @@
-//! Access and refresh tokens: how they are made, how they are stored.
+//! Tokens: how they are made, and where access tokens live.
 //!
 //! Tokens are opaque: 256 bits from the OS CSPRNG, base64url without padding.
 //! Backends never see a raw token, only its SHA-256 digest ([`TokenDigest`]),
 //! so a dump of Redis or of memory holds nothing a client could replay.
 //!
-//! Two backends, a closed set: [`memory::MemoryTokens`] (default, one process)
-//! and [`redis::RedisTokens`] (shared by every gateway instance).
+//! Access tokens are short-lived and checked on every request, so they live
+//! in a fast backend, a closed set: [`memory::MemoryTokens`] (default, one
+//! process) and [`redis::RedisTokens`] (shared by every gateway instance).
+//! Refresh tokens are long-lived and must survive restarts and the loss of
+//! Redis, so they live in the durable store as sessions
+//! ([`crate::store::Session`]).
 
 pub mod memory;
 pub mod redis;
@@ -67,7 +71,8 @@ impl TokenDigest {
 /// What an access token grants. Stored as JSON under its digest.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessRecord {
-    /// Absent for tokens issued to a client acting for itself.
+    /// Absent for tokens issued to a client acting for itself
+    /// (client_credentials).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
     pub client_id: String,
@@ -75,27 +80,21 @@ pub struct AccessRecord {
     pub scope: String,
     /// Unix seconds.
     pub expires_at: u64,
-}
-
-/// What a refresh token may be exchanged for.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RefreshRecord {
-    pub user_id: String,
-    pub client_id: String,
+    /// The session (refresh-token family) it was issued in, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// Unix seconds.
     #[serde(default)]
-    pub scope: String,
-    pub expires_at: u64,
+    pub issued_at: u64,
 }
 
-/// A freshly issued pair, with the raw tokens the client will receive.
-#[derive(Debug)]
-pub struct IssuedTokens {
-    pub access_token: RawToken,
-    pub refresh_token: Option<RawToken>,
-    pub access: AccessRecord,
-    pub refresh: Option<RefreshRecord>,
-    pub access_lifetime: Duration,
-    pub refresh_lifetime: Duration,
+impl AccessRecord {
+    /// True when every scope in `required` was granted (all-of).
+    pub fn has_scopes(&self, required: &[String]) -> bool {
+        required
+            .iter()
+            .all(|needed| self.scope.split(' ').any(|granted| granted == needed))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -113,14 +112,14 @@ pub fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-/// The configured token backend.
+/// The configured access-token backend.
 pub enum TokenStore {
     Memory(memory::MemoryTokens),
     Redis(redis::RedisTokens),
 }
 
 impl TokenStore {
-    /// Who the access token belongs to, if it is known and unexpired.
+    /// What the access token grants, if it is known and unexpired.
     pub async fn find_access(
         &self,
         digest: &TokenDigest,
@@ -134,35 +133,50 @@ impl TokenStore {
         Ok(record.filter(|record| record.expires_at > unix_now()))
     }
 
-    pub async fn save(&self, issued: &IssuedTokens) -> Result<(), TokenStoreError> {
+    pub async fn save_access(
+        &self,
+        token: &RawToken,
+        record: &AccessRecord,
+    ) -> Result<(), TokenStoreError> {
+        let lifetime = Duration::from_secs(record.expires_at.saturating_sub(unix_now()).max(1));
         match self {
             TokenStore::Memory(store) => {
-                store.save(issued);
+                store.save_access(token.digest(), record.clone());
                 Ok(())
             }
-            TokenStore::Redis(store) => store.save(issued).await,
+            TokenStore::Redis(store) => store.save_access(token, record, lifetime).await,
         }
     }
 
-    /// Removes a refresh token and returns what it granted: a refresh token
-    /// is good for one exchange, so two concurrent exchanges cannot both win.
-    pub async fn take_refresh(
-        &self,
-        digest: &TokenDigest,
-    ) -> Result<Option<RefreshRecord>, TokenStoreError> {
-        let record = match self {
-            TokenStore::Memory(store) => store.take_refresh(digest),
-            TokenStore::Redis(store) => store.take_refresh(digest).await?,
-        };
-        Ok(record.filter(|record| record.expires_at > unix_now()))
+    /// Revokes access tokens: effective for the very next request on every
+    /// instance sharing this backend.
+    pub async fn delete_access(&self, digests: &[TokenDigest]) -> Result<(), TokenStoreError> {
+        if digests.is_empty() {
+            return Ok(());
+        }
+        match self {
+            TokenStore::Memory(store) => {
+                store.delete_access(digests);
+                Ok(())
+            }
+            TokenStore::Redis(store) => store.delete_access(digests).await,
+        }
     }
 
-    /// Checks the backend answers; used at startup and by health checks.
+    /// Checks the backend answers; used at startup.
     pub async fn ping(&self) -> Result<(), TokenStoreError> {
         match self {
             TokenStore::Memory(_) => Ok(()),
             TokenStore::Redis(store) => store.ping().await,
         }
+    }
+}
+
+impl TokenDigest {
+    pub fn from_hex(text: &str) -> Option<Self> {
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(text, &mut bytes).ok()?;
+        Some(TokenDigest(bytes))
     }
 }
 
@@ -191,6 +205,33 @@ mod tests {
     }
 
     #[test]
+    fn digests_round_trip_through_hex() {
+        let digest = TokenDigest::of("x");
+        assert_eq!(TokenDigest::from_hex(&digest.to_hex()), Some(digest));
+        assert_eq!(TokenDigest::from_hex("zz"), None);
+    }
+
+    #[test]
+    fn scopes_are_all_of() {
+        let record = AccessRecord {
+            user_id: None,
+            client_id: "c".into(),
+            scope: "read write".into(),
+            expires_at: 1,
+            session_id: None,
+            issued_at: 0,
+        };
+        let need =
+            |s: &[&str]| record.has_scopes(&s.iter().map(|x| x.to_string()).collect::<Vec<_>>());
+        assert!(need(&[]));
+        assert!(need(&["read"]));
+        assert!(need(&["write", "read"]));
+        assert!(!need(&["admin"]));
+        assert!(!need(&["read", "admin"]));
+        assert!(!need(&["rea"]));
+    }
+
+    #[test]
     fn raw_tokens_never_print() {
         let token = RawToken::from_client("secret-token-value");
         assert!(!format!("{token:?}").contains("secret"));
@@ -203,6 +244,8 @@ mod tests {
             client_id: "c".into(),
             scope: String::new(),
             expires_at: 1,
+            session_id: None,
+            issued_at: 0,
         };
         let json = serde_json::to_string(&record).unwrap();
         assert!(!json.contains("user_id"), "{json}");

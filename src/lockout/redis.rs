@@ -1,0 +1,392 @@
+//! Redis lockout backend, shared by every gateway instance, so an attacker
+//! gets `max_failures` guesses in all, not per instance.
+//!
+//! Keys, per subject key `K` (see [`super::Subject::key`]), each with a TTL so
+//! Redis forgets them itself:
+//! - `K:failures`: the failure count; its TTL is the window, set by the first
+//!   failure (a fixed window);
+//! - `K:lock`: present while the subject is locked; its TTL is what is left;
+//! - `K:lockouts`: how many locks the subject had within [`LOCKOUT_HISTORY`].
+//!
+//! Counting, locking and escalating happen in one Lua script, so concurrent
+//! failures on several instances can neither lose a count nor start two
+//! locks. The script picks the lock length from a list Rust computes
+//! ([`LockoutPolicy::lock_duration`] stays the one definition).
+//!
+//! The connection is made as in [`crate::tokens::redis`]: a multiplexed
+//! [`ConnectionManager`] created lazily on the runtime that first uses it,
+//! with short connect and response timeouts, so a dead Redis becomes a fast
+//! 503 rather than a hung login.
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, Script};
+use tokio::sync::OnceCell;
+
+use super::{LockoutError, LockoutPolicy, Subject, LOCKOUT_HISTORY};
+
+/// KEYS: failures, lock, lockouts.
+/// ARGV: failures to lock, window ms, history ms, then the lock ladder in ms.
+/// Returns the lock in ms (new or running), or 0 when not locked.
+const RECORD_FAILURE: &str = r"
+local running = redis.call('PTTL', KEYS[2])
+if running > 0 then
+  return running
+end
+local failures = redis.call('INCR', KEYS[1])
+if failures == 1 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+if failures < tonumber(ARGV[1]) then
+  return 0
+end
+local previous = tonumber(redis.call('GET', KEYS[3]) or '0')
+local ladder = #ARGV - 3
+local lock = tonumber(ARGV[4 + math.min(previous, ladder - 1)])
+redis.call('DEL', KEYS[1])
+redis.call('INCR', KEYS[3])
+redis.call('PEXPIRE', KEYS[3], ARGV[3])
+if lock > 0 then
+  redis.call('SET', KEYS[2], lock, 'PX', lock)
+end
+return lock
+";
+
+pub struct RedisLockout {
+    client: redis::Client,
+    timeout: Duration,
+    connection: OnceCell<ConnectionManager>,
+    record_failure: Script,
+}
+
+fn unavailable(error: redis::RedisError) -> LockoutError {
+    LockoutError::Unavailable(error.to_string())
+}
+
+/// Whole milliseconds, rounded up so a sub-millisecond duration still counts.
+fn milliseconds(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)
+}
+
+/// Redis's answer in ms (PTTL, or the script's) as a remaining lock.
+fn remaining(milliseconds: i64) -> Option<Duration> {
+    u64::try_from(milliseconds)
+        .ok()
+        .filter(|&ms| ms > 0)
+        .map(Duration::from_millis)
+}
+
+impl RedisLockout {
+    /// Connecting happens on first use; `timeout` bounds each connect and
+    /// each answer.
+    pub fn new(client: redis::Client, timeout: Duration) -> Self {
+        RedisLockout {
+            client,
+            timeout,
+            connection: OnceCell::new(),
+            record_failure: Script::new(RECORD_FAILURE),
+        }
+    }
+
+    async fn connection(&self) -> Result<ConnectionManager, LockoutError> {
+        let manager = self
+            .connection
+            .get_or_try_init(|| async {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(self.timeout))
+                    .set_response_timeout(Some(self.timeout))
+                    .set_number_of_retries(1)
+                    .set_min_delay(Duration::from_millis(50))
+                    .set_max_delay(Duration::from_millis(500));
+                // The first connect is bounded too: ConnectionManager retries it.
+                tokio::time::timeout(
+                    self.timeout * 3,
+                    ConnectionManager::new_with_config(self.client.clone(), config),
+                )
+                .await
+                .map_err(|_| LockoutError::Unavailable("connect timed out".into()))?
+                .map_err(unavailable)
+            })
+            .await?;
+        // Cheap: clones share one multiplexed connection.
+        Ok(manager.clone())
+    }
+
+    pub async fn locked_for(&self, subject: Subject<'_>) -> Result<Option<Duration>, LockoutError> {
+        let mut connection = self.connection().await?;
+        let milliseconds: i64 = connection
+            .pttl(format!("{}:lock", subject.key()))
+            .await
+            .map_err(unavailable)?;
+        Ok(remaining(milliseconds))
+    }
+
+    pub async fn record_failure(
+        &self,
+        subject: Subject<'_>,
+        policy: &LockoutPolicy,
+    ) -> Result<Option<Duration>, LockoutError> {
+        let key = subject.key();
+        let mut invocation = self.record_failure.prepare_invoke();
+        invocation
+            .key(format!("{key}:failures"))
+            .key(format!("{key}:lock"))
+            .key(format!("{key}:lockouts"))
+            .arg(policy.failures_to_lock())
+            .arg(milliseconds(policy.window).max(1))
+            .arg(milliseconds(LOCKOUT_HISTORY));
+        for lock in policy.lock_ladder() {
+            invocation.arg(milliseconds(lock));
+        }
+        let mut connection = self.connection().await?;
+        let milliseconds: i64 = invocation
+            .invoke_async(&mut connection)
+            .await
+            .map_err(unavailable)?;
+        Ok(remaining(milliseconds))
+    }
+
+    /// Forgets the failure count only; see [`super::LockoutStore::reset`].
+    pub async fn reset(&self, subject: Subject<'_>) -> Result<(), LockoutError> {
+        let mut connection = self.connection().await?;
+        connection
+            .del::<_, ()>(format!("{}:failures", subject.key()))
+            .await
+            .map_err(unavailable)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use std::os::unix::process::CommandExt;
+    use std::path::PathBuf;
+    use std::process::{Child, Command, Stdio};
+    use std::time::Instant;
+
+    /// Timings count in ticks, wide enough that a busy machine stalling a
+    /// test thread for a few ms cannot flip a result.
+    const TICK: Duration = Duration::from_millis(2);
+
+    /// 5 failures within 2000 ticks lock for 100, then 200, capped at 300.
+    fn policy() -> LockoutPolicy {
+        LockoutPolicy {
+            max_failures: 5,
+            window: TICK * 2000,
+            base_lock: TICK * 100,
+            max_lock: TICK * 300,
+        }
+    }
+
+    /// A throwaway redis-server on a free loopback port, killed on drop.
+    struct RedisServer {
+        port: u16,
+        child: Child,
+        _dir: tempfile::TempDir,
+    }
+
+    impl RedisServer {
+        fn start() -> RedisServer {
+            let binary = std::env::var_os("PORTCULLIS_TEST_REDIS_SERVER")
+                .map(PathBuf::from)
+                .or_else(|| {
+                    std::env::split_paths(&std::env::var_os("PATH")?)
+                        .map(|dir| dir.join("redis-server"))
+                        .find(|candidate| candidate.is_file())
+                })
+                .unwrap_or_else(|| {
+                    panic!(
+                        "redis-server not found: set PORTCULLIS_TEST_REDIS_SERVER or put it \
+                         on PATH (apt-get install redis-server)"
+                    )
+                });
+            let dir = tempfile::tempdir().unwrap();
+            let port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let mut command = Command::new(&binary);
+            command
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .arg("--dir")
+                .arg(dir.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            // The server dies with the test thread even if the test aborts.
+            unsafe {
+                command.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    Ok(())
+                });
+            }
+            let mut child = command.spawn().unwrap_or_else(|e| {
+                panic!(
+                    "cannot start {}: {e}; set PORTCULLIS_TEST_REDIS_SERVER to a \
+                         redis-server binary (apt-get install redis-server)",
+                    binary.display()
+                )
+            });
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("redis-server exited ({status}) before listening on {port}");
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "redis-server did not listen on {port}"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            RedisServer {
+                port,
+                child,
+                _dir: dir,
+            }
+        }
+
+        fn lockout(&self) -> RedisLockout {
+            let url = format!("redis://127.0.0.1:{}/", self.port);
+            RedisLockout::new(redis::Client::open(url).unwrap(), Duration::from_secs(1))
+        }
+    }
+
+    impl Drop for RedisServer {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    async fn fail(store: &RedisLockout, subject: Subject<'_>, times: u32) -> Vec<Option<Duration>> {
+        let mut results = Vec::new();
+        for _ in 0..times {
+            results.push(store.record_failure(subject, &policy()).await.unwrap());
+        }
+        results
+    }
+
+    #[test]
+    fn milliseconds_round_up() {
+        let cases = [
+            (Duration::ZERO, 0),
+            (Duration::from_nanos(1), 1),
+            (Duration::from_millis(1), 1),
+            (Duration::from_millis(60), 60),
+        ];
+        for (duration, expected) in cases {
+            assert_eq!(milliseconds(duration), expected, "{duration:?}");
+        }
+        assert_eq!(milliseconds(Duration::MAX), u64::MAX);
+    }
+
+    #[tokio::test]
+    async fn locks_expires_and_escalates() {
+        let server = RedisServer::start();
+        let store = server.lockout();
+        let alice = Subject::Username("alice");
+
+        assert_eq!(
+            fail(&store, alice, 5).await,
+            [None, None, None, None, Some(TICK * 100)]
+        );
+        let left = store.locked_for(alice).await.unwrap().expect("locked");
+        assert!(left <= TICK * 100, "{left:?}");
+        // A failure that raced past locked_for reports the lock, uncounted.
+        assert!(fail(&store, alice, 1).await[0].is_some_and(|d| d <= TICK * 100));
+        assert_eq!(
+            store.locked_for(Subject::Username("bob")).await.unwrap(),
+            None
+        );
+
+        tokio::time::sleep(TICK * 120).await;
+        assert_eq!(store.locked_for(alice).await.unwrap(), None);
+        assert_eq!(fail(&store, alice, 5).await[4], Some(TICK * 200));
+        tokio::time::sleep(TICK * 220).await;
+        assert_eq!(fail(&store, alice, 5).await[4], Some(TICK * 300));
+        tokio::time::sleep(TICK * 320).await;
+        assert_eq!(fail(&store, alice, 5).await[4], Some(TICK * 300), "capped");
+    }
+
+    #[tokio::test]
+    async fn failures_outside_the_window_are_forgotten() {
+        let server = RedisServer::start();
+        let store = server.lockout();
+        let alice = Subject::Username("alice");
+        let short_window = LockoutPolicy {
+            window: TICK * 100,
+            ..policy()
+        };
+        for _ in 0..4 {
+            assert_eq!(
+                store.record_failure(alice, &short_window).await.unwrap(),
+                None
+            );
+        }
+        tokio::time::sleep(TICK * 110).await;
+        for _ in 0..4 {
+            assert_eq!(
+                store.record_failure(alice, &short_window).await.unwrap(),
+                None
+            );
+        }
+        let fifth = store.record_failure(alice, &short_window).await.unwrap();
+        assert_eq!(fifth, Some(TICK * 100));
+    }
+
+    #[tokio::test]
+    async fn reset_clears_failures_only() {
+        let server = RedisServer::start();
+        let store = server.lockout();
+        let address = Subject::Address("2001:db8::7".parse().unwrap());
+
+        assert_eq!(fail(&store, address, 5).await[4], Some(TICK * 100));
+        tokio::time::sleep(TICK * 120).await;
+        fail(&store, address, 4).await;
+        store.reset(address).await.unwrap();
+        assert_eq!(fail(&store, address, 4).await, [None, None, None, None]);
+        // The history survived: this is the second lock.
+        assert_eq!(fail(&store, address, 1).await, [Some(TICK * 200)]);
+    }
+
+    #[tokio::test]
+    async fn instances_share_state_and_store_no_raw_usernames() {
+        let server = RedisServer::start();
+        let (first, second) = (server.lockout(), server.lockout());
+        let alice = Subject::Username("alice");
+
+        fail(&first, alice, 3).await;
+        assert_eq!(fail(&second, alice, 2).await, [None, Some(TICK * 100)]);
+        assert!(first.locked_for(alice).await.unwrap().is_some());
+
+        let mut connection = first.connection().await.unwrap();
+        let keys: Vec<String> = connection.keys("*").await.unwrap();
+        assert!(!keys.is_empty());
+        for key in &keys {
+            assert!(key.starts_with(&alice.key()), "{key}");
+            assert!(!key.contains("alice"), "{key}");
+        }
+        let ttl: i64 = connection
+            .pttl(format!("{}:lockouts", alice.key()))
+            .await
+            .unwrap();
+        assert!(ttl > 0, "history must expire: {ttl}");
+    }
+
+    #[tokio::test]
+    async fn a_dead_server_is_unavailable_not_a_hang() {
+        let server = RedisServer::start();
+        let store = server.lockout();
+        drop(server);
+        let started = Instant::now();
+        let result = store.locked_for(Subject::Username("alice")).await;
+        assert!(
+            matches!(result, Err(LockoutError::Unavailable(_))),
+            "{result:?}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+}
