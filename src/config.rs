@@ -187,9 +187,12 @@ impl Default for FileOAuth {
 #[derive(Debug, Deserialize, Clone)]
 #[serde(deny_unknown_fields, default)]
 pub struct FileLockout {
-    /// Failed attempts, per username and per client address, within the
-    /// window, that start a lock.
+    /// Failed attempts for one username, within the window, that lock it.
     pub max_failures: u32,
+    /// Failed attempts from one client address that lock the address.
+    /// Higher than per username: many honest users may share one address
+    /// (an office, a carrier NAT).
+    pub max_failures_per_address: u32,
     pub window_seconds: u64,
     /// The first lock; each later lock within a day doubles it.
     pub lock_seconds: u64,
@@ -200,6 +203,7 @@ impl Default for FileLockout {
     fn default() -> Self {
         FileLockout {
             max_failures: 5,
+            max_failures_per_address: 20,
             window_seconds: 15 * 60,
             lock_seconds: 60,
             max_lock_seconds: 3600,
@@ -331,7 +335,10 @@ pub struct OAuthConfig {
     pub metadata: bool,
     pub issuer: Option<String>,
     pub refresh_grace: Duration,
+    /// Lockout of usernames.
     pub lockout: crate::lockout::LockoutPolicy,
+    /// Lockout of client addresses: the same, with its own threshold.
+    pub address_lockout: crate::lockout::LockoutPolicy,
     pub access_token_lifetime: Duration,
     pub refresh_token_lifetime: Duration,
     pub bcrypt_cost: u32,
@@ -611,13 +618,14 @@ impl FileConfig {
         }
         let lockout = &oauth.lockout;
         if lockout.max_failures == 0
+            || lockout.max_failures_per_address == 0
             || lockout.window_seconds == 0
             || lockout.lock_seconds == 0
             || lockout.max_lock_seconds < lockout.lock_seconds
         {
             problems.add(
                 "oauth.lockout",
-                "max_failures, window_seconds and lock_seconds must be above zero, and max_lock_seconds at least lock_seconds",
+                "max_failures, max_failures_per_address, window_seconds and lock_seconds must be above zero, and max_lock_seconds at least lock_seconds",
             );
         }
         if oauth.access_token_lifetime_seconds == 0 || oauth.refresh_token_lifetime_seconds == 0 {
@@ -641,6 +649,12 @@ impl FileConfig {
             refresh_grace: Duration::from_secs(oauth.refresh_grace_seconds),
             lockout: crate::lockout::LockoutPolicy {
                 max_failures: oauth.lockout.max_failures,
+                window: Duration::from_secs(oauth.lockout.window_seconds),
+                base_lock: Duration::from_secs(oauth.lockout.lock_seconds),
+                max_lock: Duration::from_secs(oauth.lockout.max_lock_seconds),
+            },
+            address_lockout: crate::lockout::LockoutPolicy {
+                max_failures: oauth.lockout.max_failures_per_address,
                 window: Duration::from_secs(oauth.lockout.window_seconds),
                 base_lock: Duration::from_secs(oauth.lockout.lock_seconds),
                 max_lock: Duration::from_secs(oauth.lockout.max_lock_seconds),

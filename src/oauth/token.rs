@@ -144,7 +144,10 @@ impl TokenService<'_> {
         for subject in &subjects {
             if let Some(remaining) = self.lockout.locked_for(*subject).await? {
                 metrics::auth_failure("locked_out");
-                return Err(OAuthError::locked(remaining.as_secs().max(1)));
+                // Rounded up: a client told "1" for 1.9 s would retry too soon.
+                return Err(OAuthError::locked(
+                    (remaining.as_millis() as u64).div_ceil(1000).max(1),
+                ));
             }
         }
 
@@ -157,12 +160,9 @@ impl TokenService<'_> {
             Some(user) if matched && !user.disabled => user,
             _ => {
                 metrics::auth_failure("wrong_password");
-                for subject in &subjects {
-                    if let Some(lock) = self
-                        .lockout
-                        .record_failure(*subject, &self.config.lockout)
-                        .await?
-                    {
+                let policies = [&self.config.lockout, &self.config.address_lockout];
+                for (subject, policy) in subjects.iter().zip(policies) {
+                    if let Some(lock) = self.lockout.record_failure(*subject, policy).await? {
                         tracing::warn!(
                             subject = ?subject,
                             lock_seconds = lock.as_secs(),

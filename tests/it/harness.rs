@@ -386,6 +386,8 @@ pub struct GatewayConfig {
     /// Extra upstreams, YAML lines under `upstreams:`.
     pub upstreams_extra: String,
     pub grace_period_seconds: u64,
+    /// `server.trusted_proxies`.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl GatewayConfig {
@@ -399,6 +401,7 @@ impl GatewayConfig {
             routes: None,
             upstreams_extra: String::new(),
             grace_period_seconds: 1,
+            trusted_proxies: Vec::new(),
         }
     }
 
@@ -485,6 +488,7 @@ server:
   threads: 2
   grace_period_seconds: {grace}
   shutdown_timeout_seconds: 1
+  trusted_proxies: {trusted:?}
 ",
             http = ports.0,
             https = ports.1,
@@ -499,6 +503,7 @@ server:
                 format!("  bcrypt_cost: 4\n{}", config.oauth_extra)
             },
             grace = config.grace_period_seconds,
+            trusted = config.trusted_proxies,
         );
         (yaml, env)
     }
@@ -615,6 +620,53 @@ server:
         let created: Value = serde_json::from_slice(&output.stdout).unwrap();
         assert_eq!(created["name"], name);
         created["client_id"].as_str().unwrap().to_string()
+    }
+
+    /// A confidential client; returns (client_id, client_secret).
+    pub fn create_confidential_client(&self, name: &str, extra: &[&str]) -> (String, String) {
+        let mut args = vec!["client", "add", name, "--confidential", "--json"];
+        args.extend_from_slice(extra);
+        let output = self.run(&args, None);
+        assert!(
+            output.status.success(),
+            "client add failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let created: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(created["type"], "confidential");
+        (
+            created["client_id"].as_str().unwrap().to_string(),
+            created["client_secret"]
+                .as_str()
+                .expect("the secret is shown once")
+                .to_string(),
+        )
+    }
+
+    /// POSTs a form to an OAuth endpoint, optionally with HTTP Basic.
+    pub async fn post_form(
+        &self,
+        path: &str,
+        basic: Option<(&str, &str)>,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut request = client().post(self.url(path)).form(form);
+        if let Some((id, secret)) = basic {
+            request = request.basic_auth(id, Some(secret));
+        }
+        request.send().await.unwrap()
+    }
+
+    /// Status of an authenticated GET through the proxy.
+    pub async fn get_status(&self, path: &str, token: &str) -> u16 {
+        client()
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
     }
 
     /// Password grant that must succeed.
