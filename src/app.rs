@@ -15,7 +15,7 @@ use pingora::proxy::http_proxy_service_with_name;
 use pingora::server::configuration::ServerConf;
 
 use crate::config::{Config, StoreConfig, TokenConfig, Upstream};
-use crate::gateway::Gateway;
+use crate::gateway::{Gateway, ListenerRole};
 use crate::lockout::memory::MemoryLockout;
 use crate::lockout::redis::RedisLockout;
 use crate::lockout::LockoutStore;
@@ -37,6 +37,8 @@ pub struct AppState {
     pub tokens: TokenStore,
     pub lockout: LockoutStore,
     pub hasher: PasswordHasher,
+    /// None: no administrator configured; management answers 404.
+    pub admin: Option<crate::management::admin_auth::AdminAuth>,
 }
 
 impl AppState {
@@ -174,13 +176,14 @@ fn block_on<T>(work: impl std::future::Future<Output = Result<T>>) -> Result<T> 
 /// Fails with a clear message if a listener address is taken. Pingora would
 /// only find out after forking its services, with a less helpful error.
 fn check_addresses_free(config: &Config) -> Result<()> {
-    let listeners: [(&str, Option<SocketAddr>); 3] = [
+    let listeners: [(&str, Option<SocketAddr>); 4] = [
         (
             "listen.https.address",
             config.https.as_ref().map(|h| h.address),
         ),
         ("listen.http.address", config.http),
         ("listen.metrics.address", config.metrics),
+        ("management.address", config.management.address),
     ];
     for (setting, address) in listeners {
         let Some(address) = address else { continue };
@@ -229,7 +232,17 @@ pub fn build_state(config: Config) -> Result<AppState> {
         config.oauth.bcrypt_workers,
         config.oauth.bcrypt_queue,
     );
+    let admin = config
+        .management
+        .admin
+        .as_ref()
+        .map(|credentials| {
+            crate::management::admin_auth::AdminAuth::new(credentials, config.oauth.bcrypt_cost)
+        })
+        .transpose()
+        .context("cannot hash PORTCULLIS_ADMIN_PASSWORD")?;
     Ok(AppState {
+        admin,
         config,
         router,
         upstreams,
@@ -268,6 +281,7 @@ pub fn serve(config: Config) -> Result<()> {
         &server.configuration,
         Gateway {
             state: state.clone(),
+            role: ListenerRole::Public,
         },
         "portcullis",
     );
@@ -288,6 +302,19 @@ pub fn serve(config: Config) -> Result<()> {
         tracing::info!(address = %https.address, "listening for HTTPS");
     }
     server.add_service(proxy);
+    if let Some(address) = state.config.management.address {
+        let mut management = http_proxy_service_with_name(
+            &server.configuration,
+            Gateway {
+                state: state.clone(),
+                role: ListenerRole::Management,
+            },
+            "portcullis management",
+        );
+        management.add_tcp(&address.to_string());
+        server.add_service(management);
+        tracing::info!(%address, "serving management on its own listener");
+    }
     if let Some(address) = listeners.2 {
         let mut metrics = pingora_prometheus::prometheus_http_service();
         metrics.add_tcp(&address.to_string());

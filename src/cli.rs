@@ -47,6 +47,13 @@ pub enum Command {
         /// The file to check (default: --config).
         file: Option<PathBuf>,
     },
+    /// Read a password from standard input and print its bcrypt hash, for
+    /// management.password_hash.
+    HashPassword {
+        /// bcrypt cost (default: oauth.bcrypt_cost of the configuration, else 12).
+        #[arg(long)]
+        cost: Option<u32>,
+    },
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
@@ -174,6 +181,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     Ok(ExitCode::FAILURE)
                 }
             }
+        }
+        Command::HashPassword { cost } => {
+            let cost = match cost {
+                Some(cost) => cost,
+                None if cli.config.exists() => load_config(&cli.config)?.oauth.bcrypt_cost,
+                None => 12,
+            };
+            let password = read_password()?;
+            println!(
+                "{}",
+                bcrypt::hash(password, cost).context("cannot hash the password")?
+            );
+            Ok(ExitCode::SUCCESS)
         }
         Command::User(command) => admin(&cli.config, |context| user(command, context)),
         Command::Client(command) => admin(&cli.config, |context| client(command, context)),

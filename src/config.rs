@@ -36,6 +36,34 @@ pub struct FileConfig {
     pub store: FileStore,
     pub tokens: FileTokens,
     pub server: FileServer,
+    pub management: FileManagement,
+}
+
+/// The admin page and API at `oauth.management_path`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileManagement {
+    /// The administrator's username (or PORTCULLIS_ADMIN_USERNAME).
+    pub username: Option<String>,
+    /// bcrypt hash of the administrator's password (or the plain
+    /// PORTCULLIS_ADMIN_PASSWORD in the environment).
+    pub password_hash: Option<String>,
+    /// Serve management on this address only (plain HTTP, for example
+    /// 127.0.0.1:9000), and not on the public listeners.
+    pub address: Option<String>,
+    /// Shortest password the management API accepts for users.
+    pub min_password_length: usize,
+}
+
+impl Default for FileManagement {
+    fn default() -> Self {
+        FileManagement {
+            username: None,
+            password_hash: None,
+            address: None,
+            min_password_length: 8,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -305,7 +333,42 @@ pub struct Config {
     pub store: StoreConfig,
     pub tokens: TokenConfig,
     pub server: ServerConfig,
+    pub management: ManagementConfig,
 }
+
+#[derive(Debug, Clone)]
+pub struct ManagementConfig {
+    /// None: no administrator configured, management answers 404 naming the
+    /// settings. It is never open.
+    pub admin: Option<AdminCredentials>,
+    pub address: Option<SocketAddr>,
+    pub min_password_length: usize,
+}
+
+/// The administrator's credentials. `Debug` never shows the secret.
+#[derive(Clone)]
+pub struct AdminCredentials {
+    pub username: String,
+    pub secret: AdminSecret,
+}
+
+#[derive(Clone)]
+pub enum AdminSecret {
+    /// From the configuration file.
+    BcryptHash(String),
+    /// From PORTCULLIS_ADMIN_PASSWORD; hashed at startup.
+    Plain(String),
+}
+
+impl fmt::Debug for AdminCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AdminCredentials({}, <redacted>)", self.username)
+    }
+}
+
+/// Environment variables with the administrator's credentials.
+pub const ENV_ADMIN_USERNAME: &str = "PORTCULLIS_ADMIN_USERNAME";
+pub const ENV_ADMIN_PASSWORD: &str = "PORTCULLIS_ADMIN_PASSWORD";
 
 #[derive(Debug, Clone)]
 pub struct HttpsListener {
@@ -813,6 +876,46 @@ impl FileConfig {
                 ),
             }
         }
+        let management = self.management;
+        let admin = match (
+            env.var(ENV_ADMIN_USERNAME).or(management.username),
+            env.var(ENV_ADMIN_PASSWORD),
+            management.password_hash,
+        ) {
+            (None, None, None) => None,
+            (Some(username), Some(password), _) => Some(AdminCredentials {
+                username,
+                secret: AdminSecret::Plain(password),
+            }),
+            (Some(username), None, Some(hash)) => {
+                if !(hash.starts_with("$2a$")
+                    || hash.starts_with("$2b$")
+                    || hash.starts_with("$2y$"))
+                {
+                    problems.add(
+                        "management.password_hash",
+                        "must be a bcrypt hash ($2b$…); generate one with `portcullis hash-password`",
+                    );
+                }
+                Some(AdminCredentials {
+                    username,
+                    secret: AdminSecret::BcryptHash(hash),
+                })
+            }
+            _ => {
+                problems.add(
+                    "management",
+                    format!(
+                        "set both username and password_hash (or {ENV_ADMIN_USERNAME} and {ENV_ADMIN_PASSWORD})"
+                    ),
+                );
+                None
+            }
+        };
+        let management_address = management
+            .address
+            .as_deref()
+            .and_then(|address| parse_address(&mut problems, "management.address", address));
         if server.max_token_request_bytes < 256 {
             problems.add(
                 "server.max_token_request_bytes",
@@ -839,6 +942,11 @@ impl FileConfig {
                 shutdown_timeout_seconds: server.shutdown_timeout_seconds,
                 max_token_request_bytes: server.max_token_request_bytes,
                 trusted_proxies,
+            },
+            management: ManagementConfig {
+                admin,
+                address: management_address,
+                min_password_length: management.min_password_length.max(1),
             },
         })
     }

@@ -27,6 +27,17 @@ use crate::tokens::{AccessRecord, RawToken};
 
 pub struct Gateway {
     pub state: Arc<AppState>,
+    pub role: ListenerRole,
+}
+
+/// Which listeners a gateway service answers on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListenerRole {
+    /// The public listeners: proxy and OAuth, and management unless it has
+    /// a listener of its own.
+    Public,
+    /// `management.address`: management only.
+    Management,
 }
 
 /// Per-request state, read by the later hooks.
@@ -53,6 +64,13 @@ fn route_label(state: &AppState, destination: Destination) -> &str {
 }
 
 impl Gateway {
+    fn serves_management(&self) -> bool {
+        match self.role {
+            ListenerRole::Management => true,
+            ListenerRole::Public => self.state.config.management.address.is_none(),
+        }
+    }
+
     /// Authenticates a request on a protected route: `Ok(record)` to forward,
     /// `Err(reply)` to answer instead.
     async fn authenticate(&self, session: &Session) -> Result<AccessRecord, Reply> {
@@ -119,6 +137,12 @@ impl ProxyHttp for Gateway {
             | Destination::IntrospectEndpoint
             | Destination::MetadataEndpoint => {
                 oauth::http::oauth_request(session, &self.state, ctx.destination).await
+            }
+            Destination::ManagementEndpoint if self.serves_management() => {
+                crate::management::handle(session, &self.state).await
+            }
+            _ if self.role == ListenerRole::Management => {
+                respond::not_found("this listener serves management only")
             }
             Destination::ManagementEndpoint | Destination::ReservedPath => {
                 respond::not_found("no such OAuth endpoint")

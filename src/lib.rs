@@ -13,6 +13,8 @@ pub mod accounts;
 pub mod app;
 /// Bearer parsing and identity-header stripping (pure).
 pub mod auth;
+/// Bounded reading of request bodies the gateway answers itself.
+pub mod body;
 /// The command line: serve, check-config, user and client administration.
 pub mod cli;
 /// The client's address, behind trusted proxies or not (pure).
@@ -23,6 +25,8 @@ pub mod config;
 pub mod gateway;
 /// Brute-force lockout of the password grant, shared by all instances.
 pub mod lockout;
+/// The admin page and JSON API.
+pub mod management;
 /// Every metric name.
 pub mod metrics;
 /// The authorization server under `/oauth`.

@@ -1,7 +1,6 @@
 //! The HTTP side of the OAuth endpoints: method, content type and a bounded
 //! form body, then hand the parsed form to the endpoint's logic.
 
-use bytes::{Bytes, BytesMut};
 use pingora::proxy::Session;
 
 use super::form::{is_form_content_type, Form};
@@ -98,51 +97,6 @@ async fn read_form(session: &mut Session, limit: usize) -> Result<Form, Reply> {
         )
         .into_reply());
     }
-    let body = read_body_capped(session, limit).await?;
+    let body = crate::body::read_body_capped(session, limit).await?;
     Form::parse(&body).map_err(OAuthError::into_reply)
-}
-
-/// The whole request body, or a 413 once it passes `limit` bytes. The
-/// declared Content-Length is checked first so an oversized body is refused
-/// before any of it is read.
-pub async fn read_body_capped(session: &mut Session, limit: usize) -> Result<Bytes, Reply> {
-    let too_large = || {
-        Reply::error(
-            413,
-            "invalid_request",
-            &format!("the request body is larger than {limit} bytes"),
-        )
-        .no_store()
-    };
-    let declared = session
-        .req_header()
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limit as u64) {
-        // The body is left unread: the connection cannot be reused.
-        session.set_keepalive(None);
-        return Err(too_large());
-    }
-    let mut body = BytesMut::new();
-    loop {
-        match session.read_request_body().await {
-            Ok(Some(chunk)) => {
-                if body.len() + chunk.len() > limit {
-                    session.set_keepalive(None);
-                    return Err(too_large());
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(None) => return Ok(body.freeze()),
-            Err(error) => {
-                tracing::debug!(%error, "could not read the request body");
-                session.set_keepalive(None);
-                return Err(
-                    OAuthError::invalid_request("the request body could not be read").into_reply(),
-                );
-            }
-        }
-    }
 }

@@ -388,6 +388,10 @@ pub struct GatewayConfig {
     pub grace_period_seconds: u64,
     /// `server.trusted_proxies`.
     pub trusted_proxies: Vec<String>,
+    /// The administrator, given as PORTCULLIS_ADMIN_USERNAME/PASSWORD.
+    pub admin: Option<(String, String)>,
+    /// YAML lines under `management:`.
+    pub management_extra: String,
 }
 
 impl GatewayConfig {
@@ -402,6 +406,8 @@ impl GatewayConfig {
             upstreams_extra: String::new(),
             grace_period_seconds: 1,
             trusted_proxies: Vec::new(),
+            admin: None,
+            management_extra: String::new(),
         }
     }
 
@@ -412,6 +418,12 @@ impl GatewayConfig {
 
     pub fn mongo(mut self, uri: String) -> Self {
         self.users = Users::Mongo(uri);
+        self
+    }
+
+    /// Configures the administrator (through the environment).
+    pub fn admin(mut self, username: &str, password: &str) -> Self {
+        self.admin = Some((username.into(), password.into()));
         self
     }
 
@@ -463,6 +475,10 @@ impl Gateway {
                 },
             )
         };
+        if let Some((username, password)) = &config.admin {
+            env.push(("PORTCULLIS_ADMIN_USERNAME".to_string(), username.clone()));
+            env.push(("PORTCULLIS_ADMIN_PASSWORD".to_string(), password.clone()));
+        }
         let routes = config
             .routes
             .clone()
@@ -489,6 +505,9 @@ server:
   grace_period_seconds: {grace}
   shutdown_timeout_seconds: 1
   trusted_proxies: {trusted:?}
+management:
+  min_password_length: 8
+{management_extra}
 ",
             http = ports.0,
             https = ports.1,
@@ -504,6 +523,7 @@ server:
             },
             grace = config.grace_period_seconds,
             trusted = config.trusted_proxies,
+            management_extra = config.management_extra,
         );
         (yaml, env)
     }
@@ -550,6 +570,8 @@ server:
             .env("RUST_LOG", "info")
             .env_remove("PORTCULLIS_REDIS_URL")
             .env_remove("PORTCULLIS_MONGODB_URI")
+            .env_remove("PORTCULLIS_ADMIN_USERNAME")
+            .env_remove("PORTCULLIS_ADMIN_PASSWORD")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(log.try_clone().unwrap())
             .stderr(log);

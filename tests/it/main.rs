@@ -5,6 +5,7 @@ mod harness;
 
 mod backends;
 mod cli;
+mod management_api;
 mod oauth_server;
 mod proxy;
 mod startup;

@@ -1,0 +1,218 @@
+//! Management: an admin page and a JSON API at `oauth.management_path`.
+//!
+//! Safe by default, where Flask-Sentinel's page was open to anyone and
+//! showed password hashes:
+//! - no administrator configured → 404 naming the settings; never open;
+//! - HTTP Basic for the administrator, with lockout ([`admin_auth`]);
+//! - state-changing requests need a JSON body, a same-origin `Origin` when
+//!   one is sent, and from a browser (any request with `Origin`) the page's
+//!   CSRF token; a cross-site form can do none of these;
+//! - hashes and secrets are never returned (a client secret once, at
+//!   creation);
+//! - every action is an audit event on target `portcullis::audit`.
+//!
+//! - [`api`]: the JSON endpoints, independent of HTTP plumbing.
+//! - [`page`]: the self-contained page and its security headers.
+
+pub mod admin_auth;
+pub mod api;
+pub mod page;
+
+use pingora::proxy::Session;
+
+use crate::app::AppState;
+use crate::respond::Reply;
+
+/// Request bodies of the management API are small JSON documents.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+pub const API_PREFIX: &str = "/api/v1";
+
+fn disabled() -> Reply {
+    crate::respond::not_found(
+        "management is not enabled: set management.username and management.password_hash in gateway.yaml, \
+         or PORTCULLIS_ADMIN_USERNAME and PORTCULLIS_ADMIN_PASSWORD",
+    )
+}
+
+/// Answers a request under the management path.
+pub async fn handle(session: &mut Session, state: &AppState) -> Reply {
+    let Some(admin) = &state.admin else {
+        return disabled();
+    };
+    let base = state
+        .config
+        .oauth
+        .management_path
+        .as_deref()
+        .unwrap_or_default();
+    let path = session.req_header().uri.path().to_string();
+    let rest = path.strip_prefix(base).unwrap_or_default().to_string();
+    let method = session.req_header().method.clone();
+
+    if rest.is_empty() || rest == "/" {
+        return page::page(&method);
+    }
+    let Some(endpoint) = rest.strip_prefix(API_PREFIX) else {
+        return crate::respond::not_found("no such management page");
+    };
+
+    let address = state.client_address(session);
+    let headers = session.req_header().headers.clone();
+    let authorization = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if let Err(reply) = admin
+        .check(
+            authorization,
+            address,
+            &state.hasher,
+            &state.lockout,
+            &state.config.oauth.lockout,
+        )
+        .await
+    {
+        return reply;
+    }
+
+    let mutating = !matches!(method, http::Method::GET | http::Method::HEAD);
+    let body = if mutating {
+        if let Err(reply) = check_same_origin(&headers, admin) {
+            return reply;
+        }
+        match crate::body::read_body_capped(session, MAX_BODY_BYTES).await {
+            Ok(body) => body,
+            Err(reply) => return reply,
+        }
+    } else {
+        bytes::Bytes::new()
+    };
+    let query = session
+        .req_header()
+        .uri
+        .query()
+        .unwrap_or_default()
+        .to_string();
+    let request = api::ApiRequest {
+        method,
+        endpoint: endpoint.to_string(),
+        query,
+        body,
+        actor: admin.username().to_string(),
+        address,
+    };
+    api::Api { state, admin }.handle(request).await
+}
+
+/// CSRF defences for POST, PATCH and DELETE (see the module comment).
+fn check_same_origin(
+    headers: &http::HeaderMap,
+    admin: &admin_auth::AdminAuth,
+) -> Result<(), Reply> {
+    let content_type = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let is_json = content_type
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return Err(Reply::error(
+            415,
+            "invalid_request",
+            "send a JSON body with Content-Type: application/json",
+        ));
+    }
+    let Some(origin) = headers.get(http::header::ORIGIN) else {
+        return Ok(());
+    };
+    let host = headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let origin = origin.to_str().unwrap_or_default();
+    let origin_host = origin
+        .split_once("://")
+        .map(|(_, rest)| rest)
+        .unwrap_or_default();
+    if origin_host.is_empty() || !origin_host.eq_ignore_ascii_case(host) {
+        return Err(Reply::error(
+            403,
+            "forbidden",
+            "cross-origin requests are refused",
+        ));
+    }
+    let token = headers
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !admin.csrf_token_matches(token) {
+        return Err(Reply::error(
+            403,
+            "forbidden",
+            "missing or wrong X-CSRF-Token (GET api/v1/whoami gives it)",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{AdminCredentials, AdminSecret};
+
+    fn headers(pairs: &[(&'static str, &str)]) -> http::HeaderMap {
+        let mut map = http::HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, value.parse().unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn csrf_rules() {
+        let admin = admin_auth::AdminAuth::new(
+            &AdminCredentials {
+                username: "admin".into(),
+                secret: AdminSecret::BcryptHash("$2b$04$x".into()),
+            },
+            4,
+        )
+        .unwrap();
+        let token = admin.csrf_token().to_string();
+        let status = |pairs: &[(&'static str, &str)]| {
+            check_same_origin(&headers(pairs), &admin)
+                .err()
+                .map(|r| r.status)
+        };
+        let json = ("content-type", "application/json");
+        let host = ("host", "gw.example:8443");
+        assert_eq!(status(&[json, host]), None, "no Origin: not a browser");
+        assert_eq!(
+            status(&[("content-type", "application/x-www-form-urlencoded"), host]),
+            Some(415)
+        );
+        assert_eq!(status(&[("content-type", "text/plain"), host]), Some(415));
+        assert_eq!(
+            status(&[json, host, ("origin", "https://evil.example")]),
+            Some(403)
+        );
+        assert_eq!(
+            status(&[json, host, ("origin", "https://gw.example:8443")]),
+            Some(403),
+            "no token"
+        );
+        assert_eq!(
+            status(&[
+                json,
+                host,
+                ("origin", "https://gw.example:8443"),
+                ("x-csrf-token", &token)
+            ]),
+            None
+        );
+        assert_eq!(
+            status(&[json, host, ("origin", "null"), ("x-csrf-token", &token)]),
+            Some(403)
+        );
+    }
+}
