@@ -232,6 +232,9 @@ pub fn build_state(config: Config) -> Result<AppState> {
         config.oauth.bcrypt_workers,
         config.oauth.bcrypt_queue,
     );
+    hasher
+        .prepare_decoy()
+        .map_err(|e| anyhow!("cannot prepare the password hasher: {e}"))?;
     let admin = config
         .management
         .admin

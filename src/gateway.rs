@@ -285,6 +285,13 @@ impl ProxyHttp for Gateway {
         );
     }
 
+    /// Pingora's own error lines describe the request with this: the path
+    /// only, as in the access log, since queries can carry credentials.
+    fn request_summary(&self, session: &Session, _ctx: &RequestContext) -> String {
+        let request = session.req_header();
+        format!("{} {}", request.method, request.uri.path())
+    }
+
     fn suppress_error_log(&self, _session: &Session, _ctx: &RequestContext, error: &Error) -> bool {
         // Upstream failures are already in the access log line with status
         // 502; Pingora's own ERROR line would repeat it.

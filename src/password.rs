@@ -44,6 +44,16 @@ impl PasswordHasher {
         self.cost
     }
 
+    /// Makes the decoy hash now, so the first unknown-username sign-in does
+    /// not pay for two hashes (and stand out by its timing).
+    pub fn prepare_decoy(&self) -> Result<(), PasswordError> {
+        let random = crate::tokens::RawToken::generate();
+        let hash = bcrypt::hash(random.as_str(), self.cost)
+            .map_err(|e| PasswordError::Failed(e.to_string()))?;
+        let _ = self.decoy_hash.set(hash);
+        Ok(())
+    }
+
     /// Runs one bcrypt job under the pool's bounds.
     async fn run<T: Send + 'static>(
         &self,

@@ -7,9 +7,16 @@ use std::collections::BTreeMap;
 use super::OAuthError;
 
 /// A parsed form: each parameter at most once.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Default, PartialEq, Eq)]
 pub struct Form {
     values: BTreeMap<String, String>,
+}
+
+/// Names only: values include passwords, secrets and tokens.
+impl std::fmt::Debug for Form {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.values.keys()).finish()
+    }
 }
 
 impl Form {
@@ -87,6 +94,16 @@ mod tests {
         assert_eq!(form.get("scope"), None);
         assert!(form.require("scope").is_err());
         assert_eq!(form.require("username").unwrap(), "u");
+    }
+
+    #[test]
+    fn debug_shows_names_not_values() {
+        let form = Form::parse(b"username=u&password=hunter2").unwrap();
+        let shown = format!("{form:?}");
+        assert!(
+            shown.contains("password") && !shown.contains("hunter2"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -62,7 +62,12 @@ fn user_from_document(document: &Document) -> Option<User> {
     Some(User {
         id,
         username: document.get_str("username").ok()?.to_string(),
-        password_hash: document.get_str("hashpw").ok()?.to_string(),
+        // Flask-Sentinel on Python 3 may have stored the hash as bytes.
+        password_hash: match document.get("hashpw")? {
+            Bson::String(hash) => hash.clone(),
+            Bson::Binary(binary) => String::from_utf8(binary.bytes.clone()).ok()?,
+            _ => return None,
+        },
         created,
         disabled: document.get_bool("disabled").unwrap_or(false),
     })
@@ -547,6 +552,13 @@ mod tests {
         assert_eq!(client.client_type, ClientType::Public);
 
         assert!(user_from_document(&doc! {"_id": oid, "username": "no-hash"}).is_none());
+        let bytes = mongodb::bson::Binary {
+            subtype: mongodb::bson::spec::BinarySubtype::Generic,
+            bytes: b"$2b$12$bytes".to_vec(),
+        };
+        let user =
+            user_from_document(&doc! {"_id": oid, "username": "py3", "hashpw": bytes}).unwrap();
+        assert_eq!(user.password_hash, "$2b$12$bytes");
     }
 
     #[test]

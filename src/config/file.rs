@@ -1,0 +1,299 @@
+//! The file layer: serde structs that mirror `gateway.yaml` exactly, with
+//! their defaults. Unknown keys are errors (`deny_unknown_fields`).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileConfig {
+    pub listen: FileListen,
+    pub data_dir: Option<PathBuf>,
+    pub upstreams: BTreeMap<String, FileUpstream>,
+    pub routes: Vec<FileRoute>,
+    pub oauth: FileOAuth,
+    pub store: FileStore,
+    pub tokens: FileTokens,
+    pub server: FileServer,
+    pub management: FileManagement,
+}
+
+/// The admin page and API at `oauth.management_path`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileManagement {
+    /// The administrator's username (or PORTCULLIS_ADMIN_USERNAME).
+    pub username: Option<String>,
+    /// bcrypt hash of the administrator's password (or the plain
+    /// PORTCULLIS_ADMIN_PASSWORD in the environment).
+    pub password_hash: Option<String>,
+    /// Serve management on this address only (plain HTTP, for example
+    /// 127.0.0.1:9000), and not on the public listeners.
+    pub address: Option<String>,
+    /// Shortest password the management API accepts for users.
+    pub min_password_length: usize,
+}
+
+impl Default for FileManagement {
+    fn default() -> Self {
+        FileManagement {
+            username: None,
+            password_hash: None,
+            address: None,
+            min_password_length: 8,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileListen {
+    pub https: Option<FileHttps>,
+    pub http: Option<FileHttp>,
+    pub metrics: Option<FileHttp>,
+}
+
+impl Default for FileListen {
+    fn default() -> Self {
+        FileListen {
+            https: Some(FileHttps::default()),
+            http: Some(FileHttp {
+                address: "127.0.0.1:8080".into(),
+            }),
+            metrics: Some(FileHttp {
+                address: "127.0.0.1:9100".into(),
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileHttps {
+    pub address: String,
+    pub certificate: Option<PathBuf>,
+    pub private_key: Option<PathBuf>,
+    pub http2: bool,
+}
+
+impl Default for FileHttps {
+    fn default() -> Self {
+        FileHttps {
+            address: "127.0.0.1:8443".into(),
+            certificate: None,
+            private_key: None,
+            http2: true,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileHttp {
+    pub address: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileUpstream {
+    pub servers: Vec<String>,
+    #[serde(default)]
+    pub tls: bool,
+    #[serde(default)]
+    pub sni: Option<String>,
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    #[serde(default = "default_read_timeout_ms")]
+    pub read_timeout_ms: u64,
+}
+
+pub(super) fn default_connect_timeout_ms() -> u64 {
+    2_000
+}
+pub(super) fn default_read_timeout_ms() -> u64 {
+    60_000
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRoute {
+    pub path_prefix: String,
+    pub upstream: String,
+    /// Forward the client's `Authorization` header to the upstream. Off by
+    /// default: the upstream trusts `X-User-Id`, and a bearer token that leaks
+    /// into upstream logs is a credential leak.
+    #[serde(default)]
+    pub forward_authorization: bool,
+    /// No token required on this route (health checks, public assets).
+    #[serde(default)]
+    pub public: bool,
+    /// Scopes a token must carry, all of them, or the answer is 403
+    /// `insufficient_scope`.
+    #[serde(default)]
+    pub required_scopes: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileOAuth {
+    /// Every path under this prefix is answered by portcullis and never
+    /// reaches an upstream.
+    pub prefix: String,
+    /// `null` disables the endpoint.
+    pub token_path: Option<String>,
+    /// `null` disables the endpoint.
+    pub management_path: Option<String>,
+    /// RFC 7009 revocation; `null` disables the endpoint.
+    pub revoke_path: Option<String>,
+    /// RFC 7662 introspection; `null` disables the endpoint.
+    pub introspect_path: Option<String>,
+    /// Serve RFC 8414 metadata at `/.well-known/oauth-authorization-server`.
+    pub metadata: bool,
+    /// The issuer identifier in metadata (an https URL). Default: derived
+    /// from the request's Host.
+    pub issuer: Option<String>,
+    /// Seconds in which a retried refresh with the just-rotated refresh
+    /// token gets the same new pair instead of revoking the family.
+    pub refresh_grace_seconds: u64,
+    pub lockout: FileLockout,
+    pub access_token_lifetime_seconds: u64,
+    pub refresh_token_lifetime_seconds: u64,
+    pub bcrypt_cost: u32,
+    /// How many bcrypt computations run at once (default: CPU cores).
+    pub bcrypt_workers: Option<usize>,
+    /// How many password checks may wait for a worker before the token
+    /// endpoint answers 503 instead of queueing.
+    pub bcrypt_queue: usize,
+    /// Also write Flask-Sentinel's `SETEX <token> <ttl> <user_id>` in Redis.
+    pub legacy_plain_keys: bool,
+}
+
+impl Default for FileOAuth {
+    fn default() -> Self {
+        FileOAuth {
+            prefix: "/oauth".into(),
+            token_path: Some("/oauth/token".into()),
+            management_path: Some("/oauth/management".into()),
+            revoke_path: Some("/oauth/revoke".into()),
+            introspect_path: Some("/oauth/introspect".into()),
+            metadata: true,
+            issuer: None,
+            refresh_grace_seconds: 5,
+            lockout: FileLockout::default(),
+            access_token_lifetime_seconds: 3600,
+            refresh_token_lifetime_seconds: 14 * 24 * 3600,
+            bcrypt_cost: 12,
+            bcrypt_workers: None,
+            bcrypt_queue: 64,
+            legacy_plain_keys: false,
+        }
+    }
+}
+
+/// Brute-force protection of the password grant (RFC 6749 §4.3.2).
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileLockout {
+    /// Failed attempts for one username, within the window, that lock it.
+    pub max_failures: u32,
+    /// Failed attempts from one client address that lock the address.
+    /// Higher than per username: many honest users may share one address
+    /// (an office, a carrier NAT).
+    pub max_failures_per_address: u32,
+    pub window_seconds: u64,
+    /// The first lock; each later lock within a day doubles it.
+    pub lock_seconds: u64,
+    pub max_lock_seconds: u64,
+}
+
+impl Default for FileLockout {
+    fn default() -> Self {
+        FileLockout {
+            max_failures: 5,
+            max_failures_per_address: 20,
+            window_seconds: 15 * 60,
+            lock_seconds: 60,
+            max_lock_seconds: 3600,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileStore {
+    pub kind: StoreKind,
+    pub mongodb: Option<FileMongo>,
+}
+
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    #[default]
+    Embedded,
+    Mongodb,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileMongo {
+    pub uri: String,
+    #[serde(default)]
+    pub database: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileTokens {
+    pub kind: TokenKind,
+    pub redis: Option<FileRedis>,
+}
+
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenKind {
+    #[default]
+    Memory,
+    Redis,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRedis {
+    pub url: String,
+    #[serde(default = "default_redis_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+pub(super) fn default_redis_timeout_ms() -> u64 {
+    300
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileServer {
+    /// Worker threads of the proxy service.
+    pub threads: usize,
+    /// Seconds in-flight requests get to finish after SIGTERM.
+    pub grace_period_seconds: u64,
+    /// Seconds the final shutdown step may take.
+    pub shutdown_timeout_seconds: u64,
+    /// Largest request body the token endpoint accepts.
+    pub max_token_request_bytes: usize,
+    /// Proxies (addresses or CIDR networks) whose `X-Forwarded-For` is
+    /// believed when finding a client's address. Empty: the socket peer.
+    pub trusted_proxies: Vec<String>,
+}
+
+impl Default for FileServer {
+    fn default() -> Self {
+        FileServer {
+            threads: 2,
+            grace_period_seconds: 3,
+            shutdown_timeout_seconds: 2,
+            max_token_request_bytes: 8 * 1024,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
