@@ -119,3 +119,17 @@ ensure_mongod() {
         apt_install libcurl4 libssl3 liblzma5
     fi
 }
+
+# Chromium and chromedriver for the admin page's browser test, which drives
+# a headless Chromium over WebDriver.
+ensure_chromium() {
+    if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
+        return 0
+    fi
+    say "installing chromium and chromium-driver: the admin page's test drives a headless browser"
+    apt_install chromium chromium-driver
+    if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+        say "/usr/bin/chromium or /usr/bin/chromedriver is still missing after apt-get; install them by hand"
+        return 1
+    fi
+}

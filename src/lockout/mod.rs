@@ -141,6 +141,8 @@ pub enum LockoutError {
 }
 
 /// The configured lockout backend.
+// One value per process: the size of the Redis variant does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum LockoutStore {
     Memory(memory::MemoryLockout),
     Redis(redis::RedisLockout),

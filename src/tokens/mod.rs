@@ -113,6 +113,8 @@ pub fn unix_now() -> u64 {
 }
 
 /// The configured access-token backend.
+// One value per process: the size of the Redis variant does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum TokenStore {
     Memory(memory::MemoryTokens),
     Redis(redis::RedisTokens),

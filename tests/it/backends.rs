@@ -321,3 +321,31 @@ async fn cli_manages_users_and_clients_in_mongodb() {
     let gateway = Gateway::prepare(&shared_config(&upstream, &redis, &uri));
     crate::cli::exercise_user_and_client_commands(&gateway);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_over_tls() {
+    let upstream = Upstream::start().await;
+    let (redis, certificate) = Redis::start_tls();
+    let (uri, _) = Mongo::shared().fresh_database_uri();
+    let config = GatewayConfig {
+        // The system trust store, extended with the test CA.
+        extra_env: vec![("SSL_CERT_FILE".into(), certificate.display().to_string())],
+        ..shared_config(&upstream, &redis, &uri)
+    };
+    let gateway = Gateway::start(&config);
+    let session = signed_in(&gateway).await;
+    assert_eq!(
+        gateway.get_status("/x", &session.tokens.access_token).await,
+        200
+    );
+    assert_eq!(
+        upstream.last().header_values("x-user-id"),
+        vec![session.user_id.as_str()]
+    );
+
+    // Without trusting the CA, the gateway refuses to start: TLS is verified.
+    let untrusted = Gateway::prepare(&shared_config(&upstream, &redis, &uri));
+    let output = untrusted.run(&["serve"], None);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot reach Redis"));
+}

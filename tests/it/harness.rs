@@ -99,6 +99,8 @@ pub struct Redis {
     pub port: u16,
     child: Option<Child>,
     dir: tempfile::TempDir,
+    /// With TLS: the certificate (also its own CA) and key files.
+    tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl Redis {
@@ -108,13 +110,36 @@ impl Redis {
             port: free_port(),
             child: None,
             dir,
+            tls: None,
         };
         redis.restart();
         redis
     }
 
+    /// A server that speaks TLS only, with a self-signed certificate for
+    /// `localhost`; returns it and the certificate's path (a CA to trust).
+    pub fn start_tls() -> (Redis, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let certificate = dir.path().join("redis.crt");
+        let key = dir.path().join("redis.key");
+        std::fs::write(&certificate, generated.cert.pem()).unwrap();
+        std::fs::write(&key, generated.signing_key.serialize_pem()).unwrap();
+        let mut redis = Redis {
+            port: free_port(),
+            child: None,
+            dir,
+            tls: Some((certificate.clone(), key)),
+        };
+        redis.restart();
+        (redis, certificate)
+    }
+
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        match self.tls {
+            Some(_) => format!("rediss://localhost:{}/", self.port),
+            None => format!("redis://127.0.0.1:{}/", self.port),
+        }
     }
 
     /// Stops the server (as a crash would: SIGKILL).
@@ -134,8 +159,20 @@ impl Redis {
             "install redis-server (scripts/test does: apt-get install redis-server)",
         );
         let mut command = Command::new(binary);
+        match &self.tls {
+            None => command.args(["--port", &self.port.to_string()]),
+            Some((certificate, key)) => command
+                .args(["--port", "0", "--tls-port", &self.port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(certificate)
+                .arg("--tls-key-file")
+                .arg(key)
+                .arg("--tls-ca-cert-file")
+                .arg(certificate)
+                .args(["--tls-auth-clients", "no"]),
+        };
         command
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
             .arg("--dir")
             .arg(self.dir.path())
@@ -392,6 +429,8 @@ pub struct GatewayConfig {
     pub admin: Option<(String, String)>,
     /// YAML lines under `management:`.
     pub management_extra: String,
+    /// More environment variables for the gateway process.
+    pub extra_env: Vec<(String, String)>,
 }
 
 impl GatewayConfig {
@@ -408,6 +447,7 @@ impl GatewayConfig {
             trusted_proxies: Vec::new(),
             admin: None,
             management_extra: String::new(),
+            extra_env: Vec::new(),
         }
     }
 
@@ -475,6 +515,7 @@ impl Gateway {
                 },
             )
         };
+        env.extend(config.extra_env.iter().cloned());
         if let Some((username, password)) = &config.admin {
             env.push(("PORTCULLIS_ADMIN_USERNAME".to_string(), username.clone()));
             env.push(("PORTCULLIS_ADMIN_PASSWORD".to_string(), password.clone()));

@@ -6,6 +6,7 @@ mod harness;
 mod backends;
 mod cli;
 mod management_api;
+mod management_page;
 mod oauth_server;
 mod proxy;
 mod startup;

@@ -848,20 +848,32 @@ async fn sessions_survive_a_restart_and_the_loss_of_redis() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refresh_tokens_expire() {
     let upstream = Upstream::start().await;
-    let gateway = Gateway::start(&GatewayConfig::new(&upstream).oauth("  refresh_token_lifetime_seconds: 1\n"));
+    let gateway = Gateway::start(
+        &GatewayConfig::new(&upstream).oauth("  refresh_token_lifetime_seconds: 1\n"),
+    );
     let session = signed_in(&gateway).await;
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let response = gateway
         .post_form(
             "/oauth/token",
             None,
-            &[("grant_type", "refresh_token"), ("client_id", &session.client_id), ("refresh_token", &session.tokens.refresh_token)],
+            &[
+                ("grant_type", "refresh_token"),
+                ("client_id", &session.client_id),
+                ("refresh_token", &session.tokens.refresh_token),
+            ],
         )
         .await;
     assert_eq!(response.status(), 400);
     let body = json(response).await;
     assert_eq!(body["error"], "invalid_grant");
-    assert!(body["error_description"].as_str().unwrap().contains("expired"), "{body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("expired"),
+        "{body}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -869,20 +881,41 @@ async fn revocation_reaches_every_instance_on_the_next_request() {
     let upstream = Upstream::start().await;
     let redis = Redis::start();
     let (uri, _) = Mongo::shared().fresh_database_uri();
-    let first = Gateway::start(&GatewayConfig::new(&upstream).redis(&redis).mongo(uri.clone()));
+    let first = Gateway::start(
+        &GatewayConfig::new(&upstream)
+            .redis(&redis)
+            .mongo(uri.clone()),
+    );
     let second = Gateway::start(&GatewayConfig::new(&upstream).redis(&redis).mongo(uri));
     let session = signed_in(&first).await;
-    assert_eq!(second.get_status("/x", &session.tokens.access_token).await, 200);
+    assert_eq!(
+        second.get_status("/x", &session.tokens.access_token).await,
+        200
+    );
     let revoked = first
-        .post_form("/oauth/revoke", None, &[("client_id", &session.client_id), ("token", &session.tokens.refresh_token)])
+        .post_form(
+            "/oauth/revoke",
+            None,
+            &[
+                ("client_id", &session.client_id),
+                ("token", &session.tokens.refresh_token),
+            ],
+        )
         .await;
     assert_eq!(revoked.status(), 200);
-    assert_eq!(second.get_status("/x", &session.tokens.access_token).await, 401);
+    assert_eq!(
+        second.get_status("/x", &session.tokens.access_token).await,
+        401
+    );
     let refreshed = second
         .post_form(
             "/oauth/token",
             None,
-            &[("grant_type", "refresh_token"), ("client_id", &session.client_id), ("refresh_token", &session.tokens.refresh_token)],
+            &[
+                ("grant_type", "refresh_token"),
+                ("client_id", &session.client_id),
+                ("refresh_token", &session.tokens.refresh_token),
+            ],
         )
         .await;
     assert_eq!(refreshed.status(), 400);
