@@ -219,17 +219,35 @@ impl Accounts<'_> {
         if let Some(grants) = &update.allowed_grants {
             check_grants(current.client_type, grants)?;
         }
-        self.store
+        let disabling = update.disabled == Some(true);
+        let client = self
+            .store
             .update_client(client_id, update)
             .await?
-            .ok_or_else(|| AccountError::NotFound(format!("client `{client_id}`")))
+            .ok_or_else(|| AccountError::NotFound(format!("client `{client_id}`")))?;
+        if disabling {
+            self.revoke_client_sessions(client_id).await?;
+        }
+        Ok(client)
     }
 
+    /// Removing a client ends its users' sessions with it.
     pub async fn remove_client(&self, client_id: &str) -> Result<Client, AccountError> {
-        self.store
+        let client = self
+            .store
             .remove_client(client_id)
             .await?
-            .ok_or_else(|| AccountError::NotFound(format!("client `{client_id}`")))
+            .ok_or_else(|| AccountError::NotFound(format!("client `{client_id}`")))?;
+        self.revoke_client_sessions(client_id).await?;
+        Ok(client)
+    }
+
+    /// Revokes every session issued to a client. Tokens a client got for
+    /// itself (client_credentials) belong to no session: they end at expiry.
+    pub async fn revoke_client_sessions(&self, client_id: &str) -> Result<usize, AccountError> {
+        let sessions = self.store.delete_sessions_of_client(client_id).await?;
+        self.revoke_access_tokens(&sessions).await?;
+        Ok(sessions.len())
     }
 }
 

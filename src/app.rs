@@ -50,11 +50,18 @@ impl AppState {
             .and_then(|a| a.as_inet())
             .map(|a| a.ip())
             .unwrap_or(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED));
-        let forwarded_for = session
+        // Every X-Forwarded-For line, in order: a trusted proxy may add a
+        // line rather than append to the client's. A line that is not text
+        // becomes an entry that stops the walk at the last trusted hop.
+        let lines: Vec<&str> = session
             .req_header()
             .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok());
+            .get_all("x-forwarded-for")
+            .iter()
+            .map(|v| v.to_str().unwrap_or("invalid"))
+            .collect();
+        let joined = lines.join(",");
+        let forwarded_for = (!lines.is_empty()).then_some(joined.as_str());
         crate::client_address::client_address(
             peer,
             forwarded_for,
@@ -305,6 +312,12 @@ pub fn serve(config: Config) -> Result<()> {
         tracing::info!(address = %https.address, "listening for HTTPS");
     }
     server.add_service(proxy);
+    server.add_service(pingora::services::background::background_service(
+        "session sweeper",
+        crate::sweeper::SessionSweeper {
+            state: state.clone(),
+        },
+    ));
     if let Some(address) = state.config.management.address {
         let mut management = http_proxy_service_with_name(
             &server.configuration,

@@ -132,17 +132,17 @@ impl ProxyHttp for Gateway {
         }
         ctx.destination = self.state.router.classify(path);
         let reply = match ctx.destination {
-            Destination::TokenEndpoint
-            | Destination::RevokeEndpoint
-            | Destination::IntrospectEndpoint
-            | Destination::MetadataEndpoint => {
-                oauth::http::oauth_request(session, &self.state, ctx.destination).await
-            }
             Destination::ManagementEndpoint if self.serves_management() => {
                 crate::management::handle(session, &self.state).await
             }
             _ if self.role == ListenerRole::Management => {
                 respond::not_found("this listener serves management only")
+            }
+            Destination::TokenEndpoint
+            | Destination::RevokeEndpoint
+            | Destination::IntrospectEndpoint
+            | Destination::MetadataEndpoint => {
+                oauth::http::oauth_request(session, &self.state, ctx.destination).await
             }
             Destination::ManagementEndpoint | Destination::ReservedPath => {
                 respond::not_found("no such OAuth endpoint")
@@ -209,7 +209,9 @@ impl ProxyHttp for Gateway {
                 upstream_request.insert_header("X-User-Id", user_id.as_str())?;
             }
             upstream_request.insert_header("X-Client-Id", identity.client_id.as_str())?;
-            upstream_request.insert_header("X-Scope", identity.scope.as_str())?;
+            if !identity.scope.is_empty() {
+                upstream_request.insert_header("X-Scope", identity.scope.as_str())?;
+            }
         }
         Ok(())
     }

@@ -39,6 +39,8 @@ pub mod respond;
 pub mod route;
 /// Users, clients and sessions: embedded (SQLite) and MongoDB backends.
 pub mod store;
+/// Deletes expired sessions in the background.
+pub mod sweeper;
 /// Certificates for the HTTPS listener.
 pub mod tls;
 /// Access tokens: memory and Redis backends.

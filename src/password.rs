@@ -2,13 +2,25 @@
 //!
 //! A bcrypt check at cost 12 takes a quarter of a second of CPU. Run on a
 //! Pingora worker it would stall every request queued behind it, so each
-//! hash runs on the blocking pool, at most `workers` at once, with at most
-//! `queue` more waiting. Past that, [`PasswordError::Busy`] tells the token
-//! endpoint to answer 503 at once: a login storm must never slow the proxy.
+//! hash runs on a pool of its own threads, `workers` of them, with at most
+//! `queue` more jobs waiting. Past that, [`PasswordError::Busy`] tells the
+//! token endpoint to answer 503 at once.
+//!
+//! The pool's threads run at a lower scheduling priority (nice 10): when a
+//! login storm and proxied requests compete for the same cores, the proxy
+//! path wins, and bcrypt still gets every cycle the proxy leaves idle. A
+//! login storm must never slow the product down.
 
-use std::sync::Arc;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 
-use tokio::sync::{OnceCell, Semaphore, TryAcquireError};
+use tokio::sync::{oneshot, OnceCell, Semaphore, TryAcquireError};
+
+/// How much nicer the bcrypt threads are than the process (a higher nice
+/// yields more; 19 is the most).
+const BCRYPT_EXTRA_NICENESS: i32 = 10;
+
+type Job = Box<dyn FnOnce() + Send>;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PasswordError {
@@ -20,8 +32,8 @@ pub enum PasswordError {
 
 pub struct PasswordHasher {
     cost: u32,
-    /// Permits to run bcrypt right now.
-    workers: Arc<Semaphore>,
+    /// Jobs for the bcrypt threads.
+    jobs: Mutex<mpsc::Sender<Job>>,
     /// Permits to be running or waiting; bounds the queue.
     admitted: Arc<Semaphore>,
     /// A hash of a random password at the configured cost, checked when the
@@ -32,9 +44,30 @@ pub struct PasswordHasher {
 
 impl PasswordHasher {
     pub fn new(cost: u32, workers: usize, queue: usize) -> Self {
+        let workers = workers.max(1);
+        let (sender, receiver) = mpsc::channel::<Job>();
+        let receiver = Arc::new(Mutex::new(receiver));
+        for index in 0..workers {
+            let receiver = receiver.clone();
+            std::thread::Builder::new()
+                .name(format!("portcullis-bcrypt-{index}"))
+                .spawn(move || {
+                    lower_this_threads_priority();
+                    loop {
+                        // The lock is held only while taking a job.
+                        let job = receiver.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                        match job {
+                            Ok(job) => job(),
+                            // The hasher was dropped.
+                            Err(_) => return,
+                        }
+                    }
+                })
+                .expect("the OS can start a bcrypt thread");
+        }
         PasswordHasher {
             cost,
-            workers: Arc::new(Semaphore::new(workers)),
+            jobs: Mutex::new(sender),
             admitted: Arc::new(Semaphore::new(workers + queue)),
             decoy_hash: OnceCell::new(),
         }
@@ -66,15 +99,19 @@ impl PasswordHasher {
                 return Err(PasswordError::Failed("pool closed".into()))
             }
         };
-        let _worker = self
-            .workers
-            .clone()
-            .acquire_owned()
+        let (done, result) = oneshot::channel();
+        let boxed: Job = Box::new(move || {
+            // The requester may have gone (client disconnected): fine.
+            let _ = done.send(job());
+        });
+        self.jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(boxed)
+            .map_err(|_| PasswordError::Failed("the bcrypt threads stopped".into()))?;
+        result
             .await
-            .map_err(|_| PasswordError::Failed("pool closed".into()))?;
-        tokio::task::spawn_blocking(job)
-            .await
-            .map_err(|e| PasswordError::Failed(e.to_string()))
+            .map_err(|_| PasswordError::Failed("a bcrypt job was lost".into()))
     }
 
     pub async fn hash(&self, password: &str) -> Result<String, PasswordError> {
@@ -109,6 +146,24 @@ impl PasswordHasher {
     }
 }
 
+/// The niceness a bcrypt thread gets when the process runs at `current`.
+fn bcrypt_niceness(current: i32) -> i32 {
+    (current + BCRYPT_EXTRA_NICENESS).min(19)
+}
+
+/// Linux scheduling priority is per thread: this lowers only the caller's.
+fn lower_this_threads_priority() {
+    // SAFETY: getpriority/setpriority have no memory-safety preconditions;
+    // `who = 0` names the calling thread on Linux.
+    let result = unsafe {
+        let current = libc::getpriority(libc::PRIO_PROCESS, 0);
+        libc::setpriority(libc::PRIO_PROCESS, 0, bcrypt_niceness(current))
+    };
+    if result != 0 {
+        tracing::debug!("could not lower the bcrypt threads' priority");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,6 +185,20 @@ mod tests {
         let hasher = PasswordHasher::new(4, 1, 1);
         let hash = hasher.hash("pw").await.unwrap().replacen("$2b$", "$2a$", 1);
         assert!(hasher.verify("pw", Some(&hash)).await.unwrap());
+    }
+
+    #[test]
+    fn bcrypt_threads_run_at_a_lower_priority() {
+        let hasher = PasswordHasher::new(4, 1, 1);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let niceness = runtime
+            .block_on(hasher.run(|| unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) }))
+            .unwrap();
+        let ours = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+        assert_eq!(niceness, bcrypt_niceness(ours));
+        assert!(niceness > ours || ours == 19);
     }
 
     #[tokio::test]

@@ -103,7 +103,7 @@ impl AdminAuth {
         address: std::net::IpAddr,
         hasher: &PasswordHasher,
         lockout: &LockoutStore,
-        policy: &LockoutPolicy,
+        policies: [&LockoutPolicy; 2],
     ) -> Result<(), Reply> {
         let Some(header) = authorization else {
             return Err(Self::challenge(
@@ -161,7 +161,7 @@ impl AdminAuth {
             return Ok(());
         }
         crate::metrics::auth_failure("management_sign_in");
-        for subject in subjects {
+        for (subject, policy) in subjects.into_iter().zip(policies) {
             if let Err(error) = lockout.record_failure(subject, policy).await {
                 tracing::warn!(%error, "could not record a failed management sign-in");
             }
@@ -262,24 +262,27 @@ mod tests {
         };
         let good = basic("admin:correct horse");
         assert!(auth
-            .check(Some(&good), address, &hasher, &lockout, &policy)
+            .check(Some(&good), address, &hasher, &lockout, [&policy, &policy])
             .await
             .is_ok());
         assert!(
-            auth.check(Some(&good), address, &hasher, &lockout, &policy)
+            auth.check(Some(&good), address, &hasher, &lockout, [&policy, &policy])
                 .await
                 .is_ok(),
             "cached"
         );
         let status = |r: Result<(), Reply>| r.err().map(|reply| reply.status);
         assert_eq!(
-            status(auth.check(None, address, &hasher, &lockout, &policy).await),
+            status(
+                auth.check(None, address, &hasher, &lockout, [&policy, &policy])
+                    .await
+            ),
             Some(401)
         );
         let wrong = basic("admin:wrong");
         assert_eq!(
             status(
-                auth.check(Some(&wrong), address, &hasher, &lockout, &policy)
+                auth.check(Some(&wrong), address, &hasher, &lockout, [&policy, &policy])
                     .await
             ),
             Some(401)
@@ -291,7 +294,7 @@ mod tests {
                     address,
                     &hasher,
                     &lockout,
-                    &policy
+                    [&policy, &policy]
                 )
                 .await
             ),
@@ -304,7 +307,7 @@ mod tests {
                     address,
                     &hasher,
                     &lockout,
-                    &policy
+                    [&policy, &policy]
                 )
                 .await
             ),
@@ -313,7 +316,13 @@ mod tests {
         );
         let elsewhere = "192.0.2.2".parse().unwrap();
         assert!(auth
-            .check(Some(&good), elsewhere, &hasher, &lockout, &policy)
+            .check(
+                Some(&good),
+                elsewhere,
+                &hasher,
+                &lockout,
+                [&policy, &policy]
+            )
             .await
             .is_ok());
     }

@@ -68,7 +68,10 @@ pub async fn handle(session: &mut Session, state: &AppState) -> Reply {
             address,
             &state.hasher,
             &state.lockout,
-            &state.config.oauth.lockout,
+            [
+                &state.config.oauth.lockout,
+                &state.config.oauth.address_lockout,
+            ],
         )
         .await
     {

@@ -12,8 +12,11 @@ use crate::store::{GrantType, Listing, Store};
 #[derive(Serialize)]
 struct Metadata {
     issuer: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     token_endpoint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     revocation_endpoint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     introspection_endpoint: Option<String>,
     grant_types_supported: Vec<&'static str>,
     /// No authorization endpoint: no browser redirect flows.

@@ -116,7 +116,11 @@ impl TokenService<'_> {
             )
         })?;
         let client = require_client(self.store, authorization, form).await?;
-        if !client.allowed_grants.contains(&grant) {
+        // client_credentials needs a secret to mean anything: a public
+        // client never gets it, whatever its record says.
+        let public_machine = grant == GrantType::ClientCredentials
+            && client.client_type == crate::store::ClientType::Public;
+        if public_machine || !client.allowed_grants.contains(&grant) {
             return Err(OAuthError::unauthorized_client(&format!(
                 "this client may not use the {grant_type} grant"
             )));

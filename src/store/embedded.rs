@@ -140,6 +140,7 @@ impl EmbeddedStore {
             .pragma_update(None, "synchronous", "NORMAL")
             .map_err(unavailable)?;
         connection.execute_batch(SCHEMA).map_err(unavailable)?;
+        migrate(&connection)?;
         Ok(EmbeddedStore {
             connection: Arc::new(Mutex::new(connection)),
         })
@@ -524,6 +525,35 @@ impl EmbeddedStore {
         .await
     }
 
+    pub async fn delete_sessions_of_client(
+        &self,
+        client_id: &str,
+    ) -> Result<Vec<Session>, StoreError> {
+        let client_id = client_id.to_string();
+        self.with_connection(move |c| {
+            let mut statement = c
+                .prepare(
+                    "SELECT record FROM sessions WHERE json_extract(record, '$.client_id') = ?1",
+                )
+                .map_err(unavailable)?;
+            let rows = statement
+                .query_map(params![client_id], session_from_row)
+                .map_err(unavailable)?;
+            let sessions = rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)?;
+            for session in &sessions {
+                c.execute(
+                    "DELETE FROM retired_refresh_digests WHERE session_id = ?1",
+                    params![session.id],
+                )
+                .map_err(unavailable)?;
+                c.execute("DELETE FROM sessions WHERE id = ?1", params![session.id])
+                    .map_err(unavailable)?;
+            }
+            Ok(sessions)
+        })
+        .await
+    }
+
     pub async fn delete_expired_sessions(&self, now: u64) -> Result<u64, StoreError> {
         self.with_connection(move |c| {
             c.execute(
@@ -541,6 +571,37 @@ impl EmbeddedStore {
         })
         .await
     }
+}
+
+/// Columns added since the first release, for databases made before them.
+const ADDED_CLIENT_COLUMNS: [(&str, &str); 4] = [
+    ("secret_hash", "TEXT"),
+    (
+        "allowed_grants",
+        "TEXT NOT NULL DEFAULT 'password,refresh_token'",
+    ),
+    ("allowed_scopes", "TEXT NOT NULL DEFAULT ''"),
+    ("disabled", "INTEGER NOT NULL DEFAULT 0"),
+];
+
+fn migrate(c: &Connection) -> Result<(), StoreError> {
+    let mut statement = c
+        .prepare("PRAGMA table_info(clients)")
+        .map_err(unavailable)?;
+    let columns: Vec<String> = statement
+        .query_map([], |row| row.get::<_, String>(1))
+        .map_err(unavailable)?
+        .collect::<Result<_, _>>()
+        .map_err(unavailable)?;
+    for (name, definition) in ADDED_CLIENT_COLUMNS {
+        if !columns.iter().any(|c| c == name) {
+            c.execute_batch(&format!(
+                "ALTER TABLE clients ADD COLUMN {name} {definition}"
+            ))
+            .map_err(unavailable)?;
+        }
+    }
+    Ok(())
 }
 
 fn find_client(c: &Connection, client_id: &str) -> Result<Option<Client>, StoreError> {
@@ -681,6 +742,47 @@ mod tests {
             .await
             .unwrap()
             .is_none());
+    }
+
+    #[tokio::test]
+    async fn databases_from_before_confidential_clients_are_migrated() {
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("old.sqlite3");
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE clients (client_id TEXT PRIMARY KEY, name TEXT NOT NULL, client_type TEXT NOT NULL, created INTEGER NOT NULL);
+             INSERT INTO clients VALUES ('old-client', 'ios app', 'public', 1);",
+        )
+        .unwrap();
+        drop(old);
+        let store = EmbeddedStore::open(&path).unwrap();
+        let client = store.find_client("old-client").await.unwrap().unwrap();
+        assert_eq!(
+            client.allowed_grants,
+            GrantType::defaults(ClientType::Public)
+        );
+        assert!(!client.disabled);
+        drop(store);
+        EmbeddedStore::open(&path).expect("a second open finds nothing to migrate");
+    }
+
+    #[tokio::test]
+    async fn sessions_of_a_client_are_deleted_together() {
+        let folder = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(&folder.path().join("s.sqlite3")).unwrap();
+        store
+            .insert_session(&session("s1", "u1", "d1"))
+            .await
+            .unwrap();
+        let mut other = session("s2", "u1", "e1");
+        other.client_id = "other".into();
+        store.insert_session(&other).await.unwrap();
+        let deleted = store.delete_sessions_of_client("c").await.unwrap();
+        assert_eq!(
+            deleted.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
+            vec!["s1"]
+        );
+        assert!(store.find_session("s2").await.unwrap().is_some());
     }
 
     #[tokio::test]

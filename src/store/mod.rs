@@ -443,6 +443,14 @@ impl Store {
         dispatch!(self.delete_sessions_of_user(user_id))
     }
 
+    /// Deletes every session of a client (removed or disabled).
+    pub async fn delete_sessions_of_client(
+        &self,
+        client_id: &str,
+    ) -> Result<Vec<Session>, StoreError> {
+        dispatch!(self.delete_sessions_of_client(client_id))
+    }
+
     /// Removes sessions whose refresh token expired before `now`.
     pub async fn delete_expired_sessions(&self, now: u64) -> Result<u64, StoreError> {
         dispatch!(self.delete_expired_sessions(now))

@@ -519,6 +519,20 @@ impl MongoStore {
         Ok(sessions)
     }
 
+    pub async fn delete_sessions_of_client(
+        &self,
+        client_id: &str,
+    ) -> Result<Vec<Session>, StoreError> {
+        let sessions = self.find_sessions(doc! {"client_id": client_id}).await?;
+        let ids: Vec<&str> = sessions.iter().map(|s| s.id.as_str()).collect();
+        self.sessions()
+            .await?
+            .delete_many(doc! {"_id": {"$in": ids}})
+            .await
+            .map_err(unavailable)?;
+        Ok(sessions)
+    }
+
     pub async fn delete_expired_sessions(&self, now: u64) -> Result<u64, StoreError> {
         let result = self
             .sessions()

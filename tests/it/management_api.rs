@@ -173,7 +173,8 @@ async fn access_needs_the_administrator_and_same_origin() {
     assert_eq!(same_origin.status(), 201);
 
     // Guessing the administrator's password locks out.
-    for _ in 0..2 {
+    // The successful sign-ins above reset the count: three new guesses lock.
+    for _ in 0..3 {
         let response = client()
             .get(&url)
             .basic_auth(ADMIN.0, Some("guess"))
@@ -520,6 +521,28 @@ async fn clients_are_created_edited_and_deleted() {
         "type"
     );
 
+    // Disabling or deleting a client ends the sessions it holds.
+    let (_, app) = admin.post("/clients", json!({"name": "mobile"})).await;
+    let app_id = app["client_id"].as_str().unwrap().to_string();
+    admin
+        .post(
+            "/users",
+            json!({"username": "jonas", "password": "long-enough"}),
+        )
+        .await;
+    let tokens = gateway.login(&app_id, "jonas", "long-enough").await;
+    assert_eq!(gateway.get_status("/x", &tokens.access_token).await, 200);
+    admin
+        .patch(&format!("/clients/{app_id}"), json!({"disabled": true}))
+        .await;
+    assert_eq!(gateway.get_status("/x", &tokens.access_token).await, 401);
+    admin
+        .patch(&format!("/clients/{app_id}"), json!({"disabled": false}))
+        .await;
+    let tokens = gateway.login(&app_id, "jonas", "long-enough").await;
+    assert_eq!(admin.delete(&format!("/clients/{app_id}")).await.0, 204);
+    assert_eq!(gateway.get_status("/x", &tokens.access_token).await, 401);
+
     let (_, page) = admin.get("/clients?search=bill").await;
     assert_eq!(page["total"], 1);
     let (_, disabled) = admin
@@ -577,5 +600,22 @@ async fn management_can_have_its_own_listener() {
         404,
         "the management listener proxies nothing"
     );
+    for path in [
+        "/oauth/token",
+        "/oauth/revoke",
+        "/oauth/introspect",
+        "/.well-known/oauth-authorization-server",
+    ] {
+        let response = client()
+            .post(format!("http://127.0.0.1:{port}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            404,
+            "{path} is not served on the management listener"
+        );
+    }
     assert_eq!(upstream.count(), 0);
 }

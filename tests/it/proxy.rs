@@ -207,7 +207,7 @@ async fn spoofed_identity_headers_never_reach_the_upstream() {
         } else {
             vec![]
         };
-        let expected_scope: Vec<&str> = if private { vec![""] } else { vec![] };
+        let expected_scope: Vec<&str> = vec![];
         assert_eq!(
             seen.header_values("x-user-id"),
             expected_user,
