@@ -136,7 +136,7 @@ pub enum ClientCommand {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    let _log_writer = init_logging();
     match run(cli) {
         Ok(code) => code,
         Err(error) => {
@@ -147,14 +147,23 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
+/// Logs go to stderr through a writer thread, so a proxy worker formats
+/// its access line and moves on instead of waiting for the write. Lines are
+/// never dropped: when the writer falls behind, workers wait. The returned
+/// guard flushes on drop.
+fn init_logging() -> tracing_appender::non_blocking::WorkerGuard {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("portcullis-log")
+        .finish(std::io::stderr());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
+    guard
 }
 
 fn load_config(path: &Path) -> Result<Config> {

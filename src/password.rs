@@ -6,10 +6,11 @@
 //! `queue` more jobs waiting. Past that, [`PasswordError::Busy`] tells the
 //! token endpoint to answer 503 at once.
 //!
-//! The pool's threads run at a lower scheduling priority (nice 10): when a
-//! login storm and proxied requests compete for the same cores, the proxy
-//! path wins, and bcrypt still gets every cycle the proxy leaves idle. A
-//! login storm must never slow the product down.
+//! The pool's threads run in Linux's idle scheduling class (SCHED_IDLE), or
+//! failing that at nice +10: when a login storm and proxied requests compete
+//! for the same cores, the proxy path wins, and bcrypt still gets every
+//! cycle the proxy leaves idle. A login storm must never slow the product
+//! down.
 
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -151,16 +152,21 @@ fn bcrypt_niceness(current: i32) -> i32 {
     (current + BCRYPT_EXTRA_NICENESS).min(19)
 }
 
-/// Linux scheduling priority is per thread: this lowers only the caller's.
+/// Linux scheduling is per thread: this lowers only the caller's.
 fn lower_this_threads_priority() {
-    // SAFETY: getpriority/setpriority have no memory-safety preconditions;
-    // `who = 0` names the calling thread on Linux.
-    let result = unsafe {
+    // SAFETY: these calls have no memory-safety preconditions; `pid = 0`
+    // and `who = 0` name the calling thread on Linux.
+    unsafe {
+        // Niceness first: it still counts if SCHED_IDLE is refused (some
+        // container runtimes filter sched_setscheduler).
         let current = libc::getpriority(libc::PRIO_PROCESS, 0);
-        libc::setpriority(libc::PRIO_PROCESS, 0, bcrypt_niceness(current))
-    };
-    if result != 0 {
-        tracing::debug!("could not lower the bcrypt threads' priority");
+        if libc::setpriority(libc::PRIO_PROCESS, 0, bcrypt_niceness(current)) != 0 {
+            tracing::debug!("could not lower the bcrypt threads' niceness");
+        }
+        let parameters = libc::sched_param { sched_priority: 0 };
+        if libc::sched_setscheduler(0, libc::SCHED_IDLE, &parameters) != 0 {
+            tracing::debug!("could not put the bcrypt threads in the idle scheduling class");
+        }
     }
 }
 
@@ -199,6 +205,10 @@ mod tests {
         let ours = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
         assert_eq!(niceness, bcrypt_niceness(ours));
         assert!(niceness > ours || ours == 19);
+        let policy = runtime
+            .block_on(hasher.run(|| unsafe { libc::sched_getscheduler(0) }))
+            .unwrap();
+        assert_eq!(policy, libc::SCHED_IDLE);
     }
 
     #[tokio::test]
