@@ -33,6 +33,8 @@ pub mod metrics;
 pub mod oauth;
 /// bcrypt on a bounded blocking pool.
 pub mod password;
+/// The lazily made, bounded, self-healing Redis connection.
+pub mod redis_connection;
 /// The one writer of responses the gateway makes itself.
 pub mod respond;
 /// Path → endpoint or upstream route (pure).

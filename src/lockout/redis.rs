@@ -20,9 +20,9 @@
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use crate::redis_connection::LazyConnection;
+use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
-use tokio::sync::OnceCell;
 
 use super::{LockoutError, LockoutPolicy, Subject, LOCKOUT_HISTORY};
 
@@ -54,9 +54,7 @@ return lock
 ";
 
 pub struct RedisLockout {
-    client: redis::Client,
-    timeout: Duration,
-    connection: OnceCell<ConnectionManager>,
+    connection: LazyConnection,
     record_failure: Script,
 }
 
@@ -82,35 +80,16 @@ impl RedisLockout {
     /// each answer.
     pub fn new(client: redis::Client, timeout: Duration) -> Self {
         RedisLockout {
-            client,
-            timeout,
-            connection: OnceCell::new(),
+            connection: LazyConnection::new(client, timeout),
             record_failure: Script::new(RECORD_FAILURE),
         }
     }
 
     async fn connection(&self) -> Result<ConnectionManager, LockoutError> {
-        let manager = self
-            .connection
-            .get_or_try_init(|| async {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(self.timeout))
-                    .set_response_timeout(Some(self.timeout))
-                    .set_number_of_retries(1)
-                    .set_min_delay(Duration::from_millis(50))
-                    .set_max_delay(Duration::from_millis(500));
-                // The first connect is bounded too: ConnectionManager retries it.
-                tokio::time::timeout(
-                    self.timeout * 3,
-                    ConnectionManager::new_with_config(self.client.clone(), config),
-                )
-                .await
-                .map_err(|_| LockoutError::Unavailable("connect timed out".into()))?
-                .map_err(unavailable)
-            })
-            .await?;
-        // Cheap: clones share one multiplexed connection.
-        Ok(manager.clone())
+        self.connection
+            .get()
+            .await
+            .map_err(LockoutError::Unavailable)
     }
 
     pub async fn locked_for(&self, subject: Subject<'_>) -> Result<Option<Duration>, LockoutError> {

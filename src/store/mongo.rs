@@ -137,6 +137,27 @@ fn session_from_document(mut document: Document) -> Option<Session> {
     mongodb::bson::from_document(document).ok()
 }
 
+/// Every document matching `filter`, in `sort` order, read by `read`;
+/// documents `read` cannot make sense of are skipped.
+async fn find_all<T>(
+    collection: &Collection<Document>,
+    filter: Document,
+    sort: Document,
+    read: impl Fn(Document) -> Option<T>,
+) -> Result<Vec<T>, StoreError> {
+    let mut cursor = collection
+        .find(filter)
+        .sort(sort)
+        .await
+        .map_err(unavailable)?;
+    let mut items = Vec::new();
+    while cursor.advance().await.map_err(unavailable)? {
+        let document = cursor.deserialize_current().map_err(unavailable)?;
+        items.extend(read(document));
+    }
+    Ok(items)
+}
+
 /// `_id` as stored: an ObjectId when the text is one, else the text itself.
 fn id_filter(id: &str) -> Document {
     match ObjectId::parse_str(id) {
@@ -234,19 +255,14 @@ impl MongoStore {
     }
 
     async fn find_sessions(&self, filter: Document) -> Result<Vec<Session>, StoreError> {
-        let mut cursor = self
-            .sessions()
-            .await?
-            .find(filter)
-            .sort(doc! {"created": -1})
-            .await
-            .map_err(unavailable)?;
-        let mut sessions = Vec::new();
-        while cursor.advance().await.map_err(unavailable)? {
-            let document = cursor.deserialize_current().map_err(unavailable)?;
-            sessions.extend(session_from_document(document));
-        }
-        Ok(sessions)
+        let sessions = self.sessions().await?;
+        find_all(
+            &sessions,
+            filter,
+            doc! {"created": -1},
+            session_from_document,
+        )
+        .await
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
@@ -313,18 +329,11 @@ impl MongoStore {
     }
 
     pub async fn list_users(&self, listing: &Listing) -> Result<Page<User>, StoreError> {
-        let mut cursor = self
-            .users()
-            .await?
-            .find(doc! {})
-            .sort(doc! {"username": 1})
-            .await
-            .map_err(unavailable)?;
-        let mut users = Vec::new();
-        while cursor.advance().await.map_err(unavailable)? {
-            let document = cursor.deserialize_current().map_err(unavailable)?;
-            users.extend(user_from_document(&document));
-        }
+        let collection = self.users().await?;
+        let users = find_all(&collection, doc! {}, doc! {"username": 1}, |d| {
+            user_from_document(&d)
+        })
+        .await?;
         Ok(listing.apply(users, |u| vec![u.username.as_str(), u.id.as_str()]))
     }
 
@@ -396,18 +405,9 @@ impl MongoStore {
     }
 
     pub async fn list_clients(&self, listing: &Listing) -> Result<Page<Client>, StoreError> {
-        let mut cursor = self
-            .clients()
-            .await?
-            .find(doc! {})
-            .sort(doc! {"name": 1, "client_id": 1})
-            .await
-            .map_err(unavailable)?;
-        let mut clients = Vec::new();
-        while cursor.advance().await.map_err(unavailable)? {
-            let document = cursor.deserialize_current().map_err(unavailable)?;
-            clients.extend(client_from_document(&document));
-        }
+        let collection = self.clients().await?;
+        let sort = doc! {"name": 1, "client_id": 1};
+        let clients = find_all(&collection, doc! {}, sort, |d| client_from_document(&d)).await?;
         Ok(listing.apply(clients, |c| vec![c.name.as_str(), c.client_id.as_str()]))
     }
 

@@ -13,19 +13,17 @@
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
-use tokio::sync::OnceCell;
 
 use super::{AccessRecord, RawToken, TokenDigest, TokenStoreError};
+use crate::redis_connection::LazyConnection;
 
 const ACCESS_PREFIX: &str = "portcullis:access:";
 
 pub struct RedisTokens {
-    client: redis::Client,
-    timeout: Duration,
     legacy_plain_keys: bool,
-    connection: OnceCell<ConnectionManager>,
+    connection: LazyConnection,
 }
 
 pub fn access_key(digest: &TokenDigest) -> String {
@@ -44,36 +42,16 @@ impl RedisTokens {
         legacy_plain_keys: bool,
     ) -> Result<Self, redis::RedisError> {
         Ok(RedisTokens {
-            client: redis::Client::open(url)?,
-            timeout,
             legacy_plain_keys,
-            connection: OnceCell::new(),
+            connection: LazyConnection::new(redis::Client::open(url)?, timeout),
         })
     }
 
     async fn connection(&self) -> Result<ConnectionManager, TokenStoreError> {
-        let manager = self
-            .connection
-            .get_or_try_init(|| async {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(self.timeout))
-                    .set_response_timeout(Some(self.timeout))
-                    .set_number_of_retries(1)
-                    .set_min_delay(Duration::from_millis(50))
-                    .set_max_delay(Duration::from_millis(500));
-                // The first connect is bounded too: ConnectionManager retries it.
-                tokio::time::timeout(
-                    self.timeout * 3,
-                    ConnectionManager::new_with_config(self.client.clone(), config),
-                )
-                .await
-                .map_err(|_| TokenStoreError::Unavailable("connect timed out".into()))?
-                .map_err(unavailable)
-            })
-            .await?;
-        // Cloning a ConnectionManager is cheap: it shares one multiplexed
-        // connection.
-        Ok(manager.clone())
+        self.connection
+            .get()
+            .await
+            .map_err(TokenStoreError::Unavailable)
     }
 
     pub async fn find_access(

@@ -272,20 +272,12 @@ async fn two_instances_accept_each_others_tokens() {
     // A refresh at the second instance rotates for both: replaying the old
     // token at the first instance, after the grace window, revokes it all.
     let refreshed = second
-        .token_request(&[
-            ("grant_type", "refresh_token"),
-            ("client_id", &session.client_id),
-            ("refresh_token", &session.tokens.refresh_token),
-        ])
+        .refresh(&session.client_id, &session.tokens.refresh_token)
         .await;
     assert_eq!(refreshed.status(), 200);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let replay = first
-        .token_request(&[
-            ("grant_type", "refresh_token"),
-            ("client_id", &session.client_id),
-            ("refresh_token", &session.tokens.refresh_token),
-        ])
+        .refresh(&session.client_id, &session.tokens.refresh_token)
         .await;
     assert_eq!(replay.status(), 400);
     assert_eq!(json(replay).await["error"], "invalid_grant");

@@ -706,6 +706,16 @@ management:
         )
     }
 
+    /// A refresh_token grant for a public client.
+    pub async fn refresh(&self, client_id: &str, refresh_token: &str) -> reqwest::Response {
+        self.token_request(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", client_id),
+            ("refresh_token", refresh_token),
+        ])
+        .await
+    }
+
     /// POSTs a form to an OAuth endpoint, optionally with HTTP Basic.
     pub async fn post_form(
         &self,

@@ -353,17 +353,7 @@ async fn revocation_follows_rfc_7009() {
             401,
             "{name}"
         );
-        let refreshed = gateway
-            .post_form(
-                "/oauth/token",
-                None,
-                &[
-                    ("grant_type", "refresh_token"),
-                    ("client_id", client_id),
-                    ("refresh_token", &second.refresh_token),
-                ],
-            )
-            .await;
+        let refreshed = gateway.refresh(client_id, &second.refresh_token).await;
         assert_eq!(refreshed.status(), 400, "{name}");
 
         // Unknown tokens are fine (§2.2); a missing token is not.
@@ -794,15 +784,7 @@ async fn sessions_survive_a_restart_and_the_loss_of_redis() {
         401
     );
     let refreshed = gateway
-        .post_form(
-            "/oauth/token",
-            None,
-            &[
-                ("grant_type", "refresh_token"),
-                ("client_id", &session.client_id),
-                ("refresh_token", &session.tokens.refresh_token),
-            ],
-        )
+        .refresh(&session.client_id, &session.tokens.refresh_token)
         .await;
     assert_eq!(refreshed.status(), 200);
     let refreshed = json(refreshed).await;
@@ -825,15 +807,7 @@ async fn sessions_survive_a_restart_and_the_loss_of_redis() {
     .await;
     assert!(back, "the gateway reconnects to the new Redis");
     let refreshed = gateway
-        .post_form(
-            "/oauth/token",
-            None,
-            &[
-                ("grant_type", "refresh_token"),
-                ("client_id", &session.client_id),
-                ("refresh_token", &session.tokens.refresh_token),
-            ],
-        )
+        .refresh(&session.client_id, &session.tokens.refresh_token)
         .await;
     assert_eq!(refreshed.status(), 200);
     let refreshed = json(refreshed).await;
@@ -854,15 +828,7 @@ async fn refresh_tokens_expire() {
     let session = signed_in(&gateway).await;
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let response = gateway
-        .post_form(
-            "/oauth/token",
-            None,
-            &[
-                ("grant_type", "refresh_token"),
-                ("client_id", &session.client_id),
-                ("refresh_token", &session.tokens.refresh_token),
-            ],
-        )
+        .refresh(&session.client_id, &session.tokens.refresh_token)
         .await;
     assert_eq!(response.status(), 400);
     let body = json(response).await;
@@ -908,15 +874,7 @@ async fn revocation_reaches_every_instance_on_the_next_request() {
         401
     );
     let refreshed = second
-        .post_form(
-            "/oauth/token",
-            None,
-            &[
-                ("grant_type", "refresh_token"),
-                ("client_id", &session.client_id),
-                ("refresh_token", &session.tokens.refresh_token),
-            ],
-        )
+        .refresh(&session.client_id, &session.tokens.refresh_token)
         .await;
     assert_eq!(refreshed.status(), 400);
 }

@@ -439,11 +439,7 @@ async fn logs_have_one_line_per_request_and_no_secrets() {
         .await
         .unwrap();
     let refreshed = gateway
-        .token_request(&[
-            ("grant_type", "refresh_token"),
-            ("client_id", &session.client_id),
-            ("refresh_token", &session.tokens.refresh_token),
-        ])
+        .refresh(&session.client_id, &session.tokens.refresh_token)
         .await;
     assert_eq!(refreshed.status(), 200);
     tokio::time::sleep(Duration::from_millis(200)).await;

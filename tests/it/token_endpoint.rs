@@ -78,15 +78,7 @@ async fn refresh_tokens_rotate_and_are_single_use() {
     let refresh = |token: String| {
         let client_id = session.client_id.clone();
         let gateway = &gateway;
-        async move {
-            gateway
-                .token_request(&[
-                    ("grant_type", "refresh_token"),
-                    ("client_id", &client_id),
-                    ("refresh_token", &token),
-                ])
-                .await
-        }
+        async move { gateway.refresh(&client_id, &token).await }
     };
 
     let response = refresh(session.tokens.refresh_token.clone()).await;
