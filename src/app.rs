@@ -205,6 +205,11 @@ fn pingora_conf(config: &Config) -> ServerConf {
     // Users edit gateway.yaml only; Pingora's settings are derived from it.
     ServerConf {
         threads: config.server.threads,
+        // The blocking pool runs store calls only (bcrypt has its own
+        // threads), and the embedded store serializes on one connection:
+        // a few threads are plenty, and each idle one would keep its own
+        // allocator heap (peak RSS, benches/RESULTS.md).
+        max_blocking_threads: Some(4),
         grace_period_seconds: Some(config.server.grace_period_seconds),
         graceful_shutdown_timeout_seconds: Some(config.server.shutdown_timeout_seconds),
         daemon: false,
