@@ -222,15 +222,8 @@ impl EmbeddedStore {
     pub async fn list_users(&self, listing: &Listing) -> Result<Page<User>, StoreError> {
         let users = self
             .with_connection(|c| {
-                let mut statement = c
-                    .prepare(&format!(
-                        "SELECT {USER_COLUMNS} FROM users ORDER BY username"
-                    ))
-                    .map_err(unavailable)?;
-                let rows = statement
-                    .query_map([], user_from_row)
-                    .map_err(unavailable)?;
-                rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)
+                let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY username");
+                query_all(c, &sql, [], user_from_row)
             })
             .await?;
         Ok(listing.apply(users, |u| vec![u.username.as_str(), u.id.as_str()]))
@@ -333,15 +326,8 @@ impl EmbeddedStore {
     pub async fn list_clients(&self, listing: &Listing) -> Result<Page<Client>, StoreError> {
         let clients = self
             .with_connection(|c| {
-                let mut statement = c
-                    .prepare(&format!(
-                        "SELECT {CLIENT_COLUMNS} FROM clients ORDER BY name, client_id"
-                    ))
-                    .map_err(unavailable)?;
-                let rows = statement
-                    .query_map([], client_from_row)
-                    .map_err(unavailable)?;
-                rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)
+                let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients ORDER BY name, client_id");
+                query_all(c, &sql, [], client_from_row)
             })
             .await?;
         Ok(listing.apply(clients, |c| vec![c.name.as_str(), c.client_id.as_str()]))
@@ -531,15 +517,8 @@ impl EmbeddedStore {
     ) -> Result<Vec<Session>, StoreError> {
         let client_id = client_id.to_string();
         self.with_connection(move |c| {
-            let mut statement = c
-                .prepare(
-                    "SELECT record FROM sessions WHERE json_extract(record, '$.client_id') = ?1",
-                )
-                .map_err(unavailable)?;
-            let rows = statement
-                .query_map(params![client_id], session_from_row)
-                .map_err(unavailable)?;
-            let sessions = rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)?;
+            let sql = "SELECT record FROM sessions WHERE json_extract(record, '$.client_id') = ?1";
+            let sessions = query_all(c, sql, params![client_id], session_from_row)?;
             for session in &sessions {
                 c.execute(
                     "DELETE FROM retired_refresh_digests WHERE session_id = ?1",
@@ -604,6 +583,18 @@ fn migrate(c: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Every row `sql` returns, read by `read`.
+fn query_all<T>(
+    c: &Connection,
+    sql: &str,
+    parameters: impl rusqlite::Params,
+    read: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, StoreError> {
+    let mut statement = c.prepare(sql).map_err(unavailable)?;
+    let rows = statement.query_map(parameters, read).map_err(unavailable)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)
+}
+
 fn find_client(c: &Connection, client_id: &str) -> Result<Option<Client>, StoreError> {
     c.query_row(
         &format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id = ?1"),
@@ -615,13 +606,8 @@ fn find_client(c: &Connection, client_id: &str) -> Result<Option<Client>, StoreE
 }
 
 fn sessions_of_user(c: &Connection, user_id: &str) -> Result<Vec<Session>, StoreError> {
-    let mut statement = c
-        .prepare("SELECT record FROM sessions WHERE user_id = ?1")
-        .map_err(unavailable)?;
-    let rows = statement
-        .query_map(params![user_id], session_from_row)
-        .map_err(unavailable)?;
-    let mut sessions = rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)?;
+    let sql = "SELECT record FROM sessions WHERE user_id = ?1";
+    let mut sessions = query_all(c, sql, params![user_id], session_from_row)?;
     sessions.sort_by_key(|s| std::cmp::Reverse(s.created));
     Ok(sessions)
 }
