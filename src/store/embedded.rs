@@ -60,6 +60,16 @@ fn unavailable(error: rusqlite::Error) -> StoreError {
     StoreError::Unavailable(error.to_string())
 }
 
+/// A unique-index violation names what is duplicated; anything else means
+/// the store could not answer.
+fn duplicate_or_unavailable(error: rusqlite::Error, what: impl FnOnce() -> String) -> StoreError {
+    if is_unique_violation(&error) {
+        StoreError::Duplicate(what())
+    } else {
+        unavailable(error)
+    }
+}
+
 fn is_unique_violation(error: &rusqlite::Error) -> bool {
     matches!(
         error,
@@ -179,13 +189,7 @@ impl EmbeddedStore {
                 "INSERT INTO users (id, username, password_hash, created, disabled) VALUES (?1, ?2, ?3, ?4, 0)",
                 params![record.id, record.username, record.password_hash, record.created as i64],
             )
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    StoreError::Duplicate(format!("user `{}`", record.username))
-                } else {
-                    unavailable(e)
-                }
-            })
+            .map_err(|e| duplicate_or_unavailable(e, || format!("user `{}`", record.username)))
         })
         .await?;
         Ok(user)
@@ -305,13 +309,7 @@ impl EmbeddedStore {
                     record.allowed_scopes.join(" "),
                 ],
             )
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    StoreError::Duplicate(format!("client `{}`", record.client_id))
-                } else {
-                    unavailable(e)
-                }
-            })
+            .map_err(|e| duplicate_or_unavailable(e, || format!("client `{}`", record.client_id)))
         })
         .await?;
         Ok(client)

@@ -36,6 +36,19 @@ fn unavailable(error: mongodb::error::Error) -> StoreError {
     StoreError::Unavailable(error.to_string())
 }
 
+/// A unique-index violation names what is duplicated; anything else means
+/// the store could not answer.
+fn duplicate_or_unavailable(
+    error: mongodb::error::Error,
+    what: impl FnOnce() -> String,
+) -> StoreError {
+    if is_duplicate_key(&error) {
+        StoreError::Duplicate(what())
+    } else {
+        unavailable(error)
+    }
+}
+
 fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
     use mongodb::error::{ErrorKind, WriteFailure};
     match error.kind.as_ref() {
@@ -210,15 +223,7 @@ impl MongoStore {
                     .build(),
             )
             .await
-            .map_err(|e| {
-                if is_duplicate_key(&e) {
-                    StoreError::Duplicate(
-                        "a username in the `users` collection (two users share it; rename or remove one)".into(),
-                    )
-                } else {
-                    unavailable(e)
-                }
-            })?;
+            .map_err(|e| duplicate_or_unavailable(e, || "a username in the `users` collection (two users share it; rename or remove one)".into()))?;
         self.clients()
             .await?
             .create_index(
@@ -229,11 +234,7 @@ impl MongoStore {
             )
             .await
             .map_err(|e| {
-                if is_duplicate_key(&e) {
-                    StoreError::Duplicate("a client_id in the `clients` collection".into())
-                } else {
-                    unavailable(e)
-                }
+                duplicate_or_unavailable(e, || "a client_id in the `clients` collection".into())
             })?;
         let sessions = self.sessions().await?;
         for keys in [
@@ -292,13 +293,7 @@ impl MongoStore {
             .await?
             .insert_one(document)
             .await
-            .map_err(|e| {
-                if is_duplicate_key(&e) {
-                    StoreError::Duplicate(format!("user `{username}`"))
-                } else {
-                    unavailable(e)
-                }
-            })?;
+            .map_err(|e| duplicate_or_unavailable(e, || format!("user `{username}`")))?;
         Ok(User {
             id: oid.to_hex(),
             username: username.to_string(),
@@ -385,11 +380,7 @@ impl MongoStore {
             .insert_one(client_document(&client))
             .await
             .map_err(|e| {
-                if is_duplicate_key(&e) {
-                    StoreError::Duplicate(format!("client `{}`", client.client_id))
-                } else {
-                    unavailable(e)
-                }
+                duplicate_or_unavailable(e, || format!("client `{}`", client.client_id))
             })?;
         Ok(client)
     }
