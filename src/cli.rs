@@ -147,22 +147,24 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr through a writer thread, so a proxy worker formats
-/// its access line and moves on instead of waiting for the write. Lines are
-/// never dropped: when the writer falls behind, workers wait. The returned
-/// guard flushes on drop.
-fn init_logging() -> tracing_appender::non_blocking::WorkerGuard {
+/// Logs go to stderr in batches (see `log_writer`): a proxy worker formats
+/// its access line, appends it to a buffer and moves on. The returned guard
+/// writes what is left on drop.
+fn init_logging() -> crate::log_writer::FlushGuard {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("portcullis-log")
-        .finish(std::io::stderr());
-    let _ = tracing_subscriber::fmt()
+    let (writer, guard) = crate::log_writer::stderr();
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(writer)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        .with_writer(writer);
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        // A person is reading: the default format, in colour.
+        let _ = builder.with_ansi(true).try_init();
+    } else {
+        let _ = builder
+            .event_format(crate::log_format::PlainLines)
+            .try_init();
+    }
     guard
 }
 

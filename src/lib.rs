@@ -25,6 +25,10 @@ pub mod config;
 pub mod gateway;
 /// Brute-force lockout of the password grant, shared by all instances.
 pub mod lockout;
+/// Log lines: the fast plain format (pure).
+pub mod log_format;
+/// Logs to stderr in batches, flushed at exit.
+pub mod log_writer;
 /// The admin page and JSON API.
 pub mod management;
 /// Every metric name.

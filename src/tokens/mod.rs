@@ -64,7 +64,14 @@ impl TokenDigest {
     }
 
     pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
+        let mut text = [0u8; 64];
+        self.write_hex(&mut text);
+        String::from_utf8(text.to_vec()).expect("hex digits are ASCII")
+    }
+
+    /// Writes the 64 hex digits into `out`, which must be 64 bytes long.
+    pub fn write_hex(&self, out: &mut [u8]) {
+        hex::encode_to_slice(self.0, out).expect("64 bytes hold 32 in hex");
     }
 }
 

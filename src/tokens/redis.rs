@@ -26,9 +26,37 @@ pub struct RedisTokens {
     connection: LazyConnection,
 }
 
-pub fn access_key(digest: &TokenDigest) -> String {
-    format!("{ACCESS_PREFIX}{}", digest.to_hex())
+/// The key of a token's record: the prefix, then the digest in hex. Built
+/// on the stack: it is made for every authenticated request.
+pub fn access_key(digest: &TokenDigest) -> AccessKey {
+    let mut key = [0u8; ACCESS_KEY_LEN];
+    key[..ACCESS_PREFIX.len()].copy_from_slice(ACCESS_PREFIX.as_bytes());
+    digest.write_hex(&mut key[ACCESS_PREFIX.len()..]);
+    AccessKey(key)
 }
+
+const ACCESS_KEY_LEN: usize = ACCESS_PREFIX.len() + 64;
+
+/// See [`access_key`].
+#[derive(Clone, Copy)]
+pub struct AccessKey([u8; ACCESS_KEY_LEN]);
+
+impl AccessKey {
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("the prefix and hex digits are ASCII")
+    }
+}
+
+impl redis::ToRedisArgs for AccessKey {
+    fn write_redis_args<W>(&self, out: &mut W)
+    where
+        W: ?Sized + redis::RedisWrite,
+    {
+        out.write_arg(&self.0);
+    }
+}
+
+impl redis::ToSingleRedisArg for AccessKey {}
 
 fn unavailable(error: redis::RedisError) -> TokenStoreError {
     TokenStoreError::Unavailable(error.to_string())
@@ -95,7 +123,7 @@ impl RedisTokens {
 
     pub async fn delete_access(&self, digests: &[TokenDigest]) -> Result<(), TokenStoreError> {
         let mut connection = self.connection().await?;
-        let keys: Vec<String> = digests.iter().map(access_key).collect();
+        let keys: Vec<AccessKey> = digests.iter().map(access_key).collect();
         connection.del::<_, ()>(keys).await.map_err(unavailable)
     }
 
@@ -106,5 +134,23 @@ impl RedisTokens {
             .await
             .map(|_| ())
             .map_err(unavailable)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_keys_are_the_prefix_and_the_digest_in_hex() {
+        let digest = TokenDigest::of("abc");
+        assert_eq!(
+            access_key(&digest).as_str(),
+            format!("portcullis:access:{}", digest.to_hex())
+        );
+        assert_eq!(
+            access_key(&digest).as_str(),
+            "portcullis:access:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

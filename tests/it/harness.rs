@@ -651,6 +651,13 @@ management:
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
+    /// The logs once `ready` holds for them, or after 5 s: the gateway
+    /// writes its log in batches (every 50 ms).
+    pub async fn logs_when(&self, ready: impl Fn(&str) -> bool) -> String {
+        eventually(Duration::from_secs(5), || async { ready(&self.logs()) }).await;
+        self.logs()
+    }
+
     /// Sends a signal and returns the child to wait on.
     pub fn signal(&mut self, signal: i32) -> Child {
         let child = self.child.take().expect("gateway running");

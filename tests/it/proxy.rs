@@ -442,9 +442,12 @@ async fn logs_have_one_line_per_request_and_no_secrets() {
         .refresh(&session.client_id, &session.tokens.refresh_token)
         .await;
     assert_eq!(refreshed.status(), 200);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-
-    let logs = gateway.logs();
+    let access_line_count = |logs: &str| {
+        logs.lines()
+            .filter(|l| l.contains("portcullis::access"))
+            .count()
+    };
+    let logs = gateway.logs_when(|logs| access_line_count(logs) >= 3).await;
     let access_lines: Vec<&str> = logs
         .lines()
         .filter(|l| l.contains("portcullis::access"))

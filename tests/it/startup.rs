@@ -122,4 +122,18 @@ async fn sigterm_lets_in_flight_requests_finish() {
     let took = signalled.elapsed();
     assert!(took < Duration::from_secs(8), "shutdown took {took:?}");
     assert!(status.success() || status.code().is_some(), "{status:?}");
+    // Pingora ends with `process::exit`, which runs no destructors: the
+    // log writer's exit hook still writes the last lines, the in-flight
+    // request's access line and Pingora's own last words among them.
+    let logs = gateway.logs();
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("portcullis::access") && l.contains("path=\"/slow\"")),
+        "{logs}"
+    );
+    assert!(
+        logs.trim_end()
+            .ends_with("All runtimes exited, exiting now"),
+        "{logs}"
+    );
 }
