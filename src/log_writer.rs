@@ -35,8 +35,20 @@ struct Shared {
     wake: Condvar,
     /// Held while a batch is taken and written, so batches keep their order
     /// whichever thread writes them.
-    output: Mutex<Output>,
+    output: Mutex<Sink>,
 }
+
+/// The output and the second of two buffers that trade places on every
+/// flush: in steady state no batch allocates, and no allocator keeps freed
+/// batches around (a new `Vec` per batch, freed on another thread, added
+/// about 15 MiB of peak RSS under load).
+struct Sink {
+    output: Output,
+    spare: Vec<u8>,
+}
+
+/// A batch buffer larger than this after a burst is given back.
+const KEEP_CAPACITY: usize = 256 * 1024;
 
 #[derive(Default)]
 struct Pending {
@@ -66,12 +78,17 @@ impl Shared {
     }
 
     fn flush(&self) {
-        let mut output = lock(&self.output);
-        let batch = std::mem::take(&mut lock(&self.pending).bytes);
-        if !batch.is_empty() {
+        let mut sink = lock(&self.output);
+        let sink = &mut *sink;
+        std::mem::swap(&mut sink.spare, &mut lock(&self.pending).bytes);
+        if !sink.spare.is_empty() {
             // Nowhere left to report a failing stderr; the lines are lost.
-            let _ = output.write_all(&batch);
-            let _ = output.flush();
+            let _ = sink.output.write_all(&sink.spare);
+            let _ = sink.output.flush();
+            sink.spare.clear();
+        }
+        if sink.spare.capacity() > KEEP_CAPACITY {
+            sink.spare.shrink_to(KEEP_CAPACITY);
         }
     }
 
@@ -161,7 +178,10 @@ fn to(output: Output) -> (BatchWriter, FlushGuard) {
     let shared = Arc::new(Shared {
         pending: Mutex::new(Pending::default()),
         wake: Condvar::new(),
-        output: Mutex::new(output),
+        output: Mutex::new(Sink {
+            output,
+            spare: Vec::new(),
+        }),
     });
     let thread = {
         let shared = shared.clone();
