@@ -76,12 +76,22 @@ pub fn path_is_canonical(path: &str) -> bool {
     if !path.starts_with('/') || path.contains('\\') || path.contains("//") {
         return false;
     }
-    let lower_has = |needle: &str| {
-        path.as_bytes()
-            .windows(needle.len())
-            .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
-    };
-    if lower_has("%2e") || lower_has("%2f") || lower_has("%5c") || lower_has("%00") {
+    // Percent-encoded dot, slash, backslash or NUL, in either case. One
+    // pass: this runs on every request.
+    let bytes = path.as_bytes();
+    let encoded_separator = bytes.iter().enumerate().any(|(at, &byte)| {
+        byte == b'%'
+            && matches!(
+                (
+                    bytes.get(at + 1),
+                    bytes.get(at + 2).map(u8::to_ascii_lowercase)
+                ),
+                (Some(b'2'), Some(b'e' | b'f'))
+                    | (Some(b'5'), Some(b'c'))
+                    | (Some(b'0'), Some(b'0'))
+            )
+    });
+    if encoded_separator {
         return false;
     }
     !path
@@ -208,6 +218,11 @@ mod tests {
             ("//admin", false),
             ("/a//b", false),
             ("/a%00", false),
+            ("/public/%2E%2E/admin", false),
+            ("/public%5Cadmin", false),
+            ("/a%2", true),
+            ("/a%", true),
+            ("/a%25%32%65", true),
             ("*", false),
             ("", false),
         ];
