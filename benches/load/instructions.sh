@@ -25,37 +25,13 @@ unset PORTCULLIS_REDIS_URL PORTCULLIS_MONGODB_URI PORTCULLIS_CONFIG RUST_LOG
 say() { printf 'instructions: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
 
-[ -x "$GATEWAY_BIN" ] || die "no release binary at $GATEWAY_BIN: run scripts/bench --instructions (it builds one)"
-for tool in nginx redis-server valgrind callgrind_control callgrind_annotate curl python3; do
-    command -v "$tool" >/dev/null || die "$tool is missing: run scripts/bench --instructions, which installs it"
-done
-
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/portcullis-instructions.XXXXXX")"
-STARTED_PIDS=()
-cleanup() {
-    local pid
-    for pid in "${STARTED_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${STARTED_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    if [ "${BENCH_KEEP:-0}" = 1 ]; then say "kept $WORK"; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
 # shellcheck source=benches/load/lib.sh
 source "$HERE/lib.sh"
+require_tools nginx redis-server valgrind callgrind_control callgrind_annotate curl python3
+open_work_dir portcullis-instructions
 
 read -r UPSTREAM_PORT REDIS_PORT GATEWAY_PORT < <(free_ports 3)
-mkdir -p "$WORK/www" "$WORK/nginx-temp" "$WORK/gateway-data"
-printf '%099d\n' 0 >"$WORK/www/body.txt"
-chmod 755 "$WORK" "$WORK/www"
-chmod 777 "$WORK/nginx-temp"
-sed -e "s|@WORK@|$WORK|g" -e "s|@UPSTREAM_PORT@|$UPSTREAM_PORT|g" \
-    "$HERE/upstream.nginx.conf" >"$WORK/upstream.conf"
-
-start upstream nginx -p "$WORK" -e "$WORK/upstream-error.log" -c "$WORK/upstream.conf"
-wait_for_port "$UPSTREAM_PORT" "the upstream nginx" "$STARTED_PID"
-start redis redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no --dir "$WORK"
-wait_for_port "$REDIS_PORT" "redis-server" "$STARTED_PID"
+start_upstream_and_redis
 
 cat >"$WORK/gateway.yaml" <<EOF
 listen:

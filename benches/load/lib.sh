@@ -1,8 +1,67 @@
 # shellcheck shell=bash
-# Helpers for benches/load/run.sh, which sources this after setting WORK,
-# HERE, RESULTS, CLOCK_TICKS, CONNECTIONS, WRK_THREADS, DURATION, WARMUP,
-# ROUND, STARTED_PIDS, and (before the first measurement) UPSTREAM_PID and
-# REDIS_PID.
+# Helpers for benches/load/run.sh and instructions.sh, which source this
+# after setting HERE, GATEWAY_BIN and their own say() and die(). The load
+# helpers also read RESULTS, CLOCK_TICKS, CONNECTIONS, WRK_THREADS,
+# DURATION, WARMUP and ROUND.
+
+# --- the work folder, and the fixed parts ----------------------------------
+
+# open_work_dir NAME: a temporary folder in WORK; on exit every process that
+# start() started is stopped and the folder removed (kept with BENCH_KEEP=1).
+open_work_dir() {
+    WORK="$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")"
+    STARTED_PIDS=()
+    trap cleanup EXIT
+    trap 'exit 130' INT TERM
+}
+cleanup() {
+    local pid
+    for pid in "${STARTED_PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${STARTED_PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    if [ "${BENCH_KEEP:-0}" = 1 ]; then
+        say "kept $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+}
+
+# require_tools COMMAND...: dies naming the first one missing.
+require_tools() {
+    local tool
+    [ -x "$GATEWAY_BIN" ] || die "no release binary at $GATEWAY_BIN: run scripts/bench (it builds one)"
+    for tool in "$@"; do
+        command -v "$tool" >/dev/null || die "$tool is missing: run scripts/bench, which installs it"
+    done
+}
+
+# start_upstream_and_redis: the static upstream (nginx, one worker, a
+# 100-byte file, as in the Pingora throughput notes) and redis-server, on
+# UPSTREAM_PORT and REDIS_PORT; sets UPSTREAM_PID and REDIS_PID.
+start_upstream_and_redis() {
+    mkdir -p "$WORK/www" "$WORK/nginx-temp" "$WORK/gateway-data"
+    printf '%099d\n' 0 >"$WORK/www/body.txt"
+    # nginx workers drop root privileges (user nobody) and must read these.
+    chmod 755 "$WORK" "$WORK/www"
+    chmod 777 "$WORK/nginx-temp"
+    fill_template "$HERE/upstream.nginx.conf" "$WORK/upstream.conf"
+    start upstream nginx -p "$WORK" -e "$WORK/upstream-error.log" -c "$WORK/upstream.conf"
+    UPSTREAM_PID=$STARTED_PID
+    wait_for_port "$UPSTREAM_PORT" "the upstream nginx" "$UPSTREAM_PID"
+    start redis redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
+        --dir "$WORK"
+    REDIS_PID=$STARTED_PID
+    wait_for_port "$REDIS_PORT" "redis-server" "$REDIS_PID"
+}
+
+# fill_template TEMPLATE OUTPUT: the @NAME@ placeholders of the nginx configs.
+fill_template() {
+    sed -e "s|@WORK@|$WORK|g" -e "s|@UPSTREAM_PORT@|$UPSTREAM_PORT|g" \
+        -e "s|@PROXY_PORT@|${PROXY_PORT:-}|g" -e "s|@WORKERS@|${GATEWAY_THREADS:-1}|g" "$1" >"$2"
+}
 
 # --- processes -------------------------------------------------------------
 
@@ -103,9 +162,6 @@ run_wrk() {
     grep '^BENCH_RESULT ' "$output" | sed 's/^BENCH_RESULT //' \
         || die "wrk printed no result line: $(cat "$output")"
 }
-
-RESULTS="$WORK/results.txt"
-: >"$RESULTS"
 
 # measure ID PROCESS_NAME URL PIDS...: a warm-up, then the measured run;
 # appends one line to $RESULTS with wrk's figures and the processes' CPU

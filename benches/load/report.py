@@ -104,9 +104,12 @@ def cpu_table(runs):
         run = runs.get(key)
         if run is None or run["cpu_pct"] == "-":
             continue
-        per_request = run["cpu_pct"] / 100 / run["rps"] * 1e6
+        # A very short run at bcrypt cost 12 may finish no request at all.
+        per_request = (
+            f"{run['cpu_pct'] / 100 / run['rps'] * 1e6:,.0f}" if run["rps"] > 0 else "-"
+        )
         lines.append(
-            f"| ({key}) {run['process']} | {run['rps']:,.0f} | {per_request:,.0f} "
+            f"| ({key}) {run['process']} | {run['rps']:,.0f} | {per_request} "
             f"| {run['cpu_pct']:.0f} | {run['upstream_pct']:.0f} | {run['redis_pct']:.0f} "
             f"| {run['machine_pct']:.0f} |"
         )

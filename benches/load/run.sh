@@ -44,66 +44,26 @@ unset PORTCULLIS_REDIS_URL PORTCULLIS_MONGODB_URI PORTCULLIS_CONFIG RUST_LOG
 say() { printf 'bench: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
 
-[ -x "$GATEWAY_BIN" ] || die "no release binary at $GATEWAY_BIN: run scripts/bench (it builds one)"
-for tool in nginx wrk redis-server curl python3; do
-    command -v "$tool" >/dev/null || die "$tool is missing: run scripts/bench, which installs it"
-done
+# shellcheck source=benches/load/lib.sh
+source "$HERE/lib.sh"
+require_tools nginx wrk redis-server curl python3
 
 # What the binary was built from (scripts/bench builds just before this).
 COMMIT="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 git -C "$ROOT" diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null \
     || COMMIT="$COMMIT with uncommitted changes"
 
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/portcullis-bench.XXXXXX")"
-STARTED_PIDS=()
-cleanup() {
-    local pid
-    for pid in "${STARTED_PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${STARTED_PIDS[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    if [ "${BENCH_KEEP:-0}" = 1 ]; then
-        say "kept $WORK"
-    else
-        rm -rf "$WORK"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# shellcheck source=benches/load/lib.sh
-source "$HERE/lib.sh"
+open_work_dir portcullis-bench
+RESULTS="$WORK/results.txt"
+: >"$RESULTS"
 
 # --- the fixed parts: upstream, redis, nginx proxy -------------------------
 
 BUSY_WARNINGS=0
 read -r UPSTREAM_PORT PROXY_PORT REDIS_PORT GATEWAY_HTTP_PORT GATEWAY_HTTPS_PORT < <(free_ports 5)
 
-mkdir -p "$WORK/www" "$WORK/nginx-temp" "$WORK/gateway-data"
-# 100 bytes, as in the Pingora throughput notes.
-printf '%099d\n' 0 >"$WORK/www/body.txt"
-# nginx workers drop root privileges (user nobody) and must read these.
-chmod 755 "$WORK" "$WORK/www"
-chmod 777 "$WORK/nginx-temp"
-
-fill_template() {
-    sed -e "s|@WORK@|$WORK|g" -e "s|@UPSTREAM_PORT@|$UPSTREAM_PORT|g" \
-        -e "s|@PROXY_PORT@|$PROXY_PORT|g" -e "s|@WORKERS@|$GATEWAY_THREADS|g" "$1" >"$2"
-}
-fill_template "$HERE/upstream.nginx.conf" "$WORK/upstream.conf"
+start_upstream_and_redis
 fill_template "$HERE/proxy.nginx.conf" "$WORK/proxy.conf"
-
-start upstream nginx -p "$WORK" -e "$WORK/upstream-error.log" -c "$WORK/upstream.conf"
-UPSTREAM_PID=$STARTED_PID
-wait_for_port "$UPSTREAM_PORT" "the upstream nginx" "$UPSTREAM_PID"
-
-start redis redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
-    --dir "$WORK"
-REDIS_PID=$STARTED_PID
-wait_for_port "$REDIS_PORT" "redis-server" "$REDIS_PID"
-
 start proxy nginx -p "$WORK" -e "$WORK/proxy-error.log" -c "$WORK/proxy.conf"
 PROXY_PID=$STARTED_PID
 wait_for_port "$PROXY_PORT" "the nginx proxy" "$PROXY_PID"
