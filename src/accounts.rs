@@ -226,28 +226,31 @@ impl Accounts<'_> {
             .await?
             .ok_or_else(|| AccountError::NotFound(format!("client `{client_id}`")))?;
         if disabling {
-            self.revoke_client_sessions(client_id).await?;
+            self.revoke_client_tokens(client_id).await?;
         }
         Ok(client)
     }
 
-    /// Removing a client ends its users' sessions with it.
+    /// Removing a client ends its users' sessions with it and its own
+    /// tokens.
     pub async fn remove_client(&self, client_id: &str) -> Result<Client, AccountError> {
         let client = self
             .store
             .remove_client(client_id)
             .await?
             .ok_or_else(|| AccountError::NotFound(format!("client `{client_id}`")))?;
-        self.revoke_client_sessions(client_id).await?;
+        self.revoke_client_tokens(client_id).await?;
         Ok(client)
     }
 
-    /// Revokes every session issued to a client. Tokens a client got for
-    /// itself (client_credentials) belong to no session: they end at expiry.
-    pub async fn revoke_client_sessions(&self, client_id: &str) -> Result<usize, AccountError> {
+    /// Revokes every session issued to a client, with its access tokens,
+    /// and the tokens the client got for itself (client_credentials),
+    /// which belong to no session.
+    pub async fn revoke_client_tokens(&self, client_id: &str) -> Result<(), AccountError> {
         let sessions = self.store.delete_sessions_of_client(client_id).await?;
         self.revoke_access_tokens(&sessions).await?;
-        Ok(sessions.len())
+        self.tokens.delete_client_tokens(client_id).await?;
+        Ok(())
     }
 }
 

@@ -46,6 +46,14 @@ impl MemoryTokens {
         }
     }
 
+    /// See [`super::TokenStore::delete_client_tokens`].
+    pub fn delete_client_tokens(&self, client_id: &str) -> usize {
+        let mut map = self.access.write().unwrap_or_else(|e| e.into_inner());
+        let before = map.len();
+        map.retain(|_, record| !is_own_token_of(record, client_id));
+        before - map.len()
+    }
+
     fn sweep_expired(&self) {
         let now = unix_now();
         self.access
@@ -58,6 +66,11 @@ impl MemoryTokens {
     fn len(&self) -> usize {
         self.access.read().unwrap().len()
     }
+}
+
+/// A token the client got for itself: no user behind it.
+fn is_own_token_of(record: &AccessRecord, client_id: &str) -> bool {
+    record.user_id.is_none() && record.client_id == client_id
 }
 
 #[cfg(test)]
@@ -97,5 +110,28 @@ mod tests {
         assert_eq!(store.len(), (SWEEP_EVERY - 1) as usize);
         store.save_access(RawToken::generate().digest(), record(unix_now() + 60));
         assert_eq!(store.len(), 1);
+    }
+
+    #[test]
+    fn a_clients_own_tokens_are_deleted_and_its_users_tokens_kept() {
+        let store = MemoryTokens::new();
+        let own = |client: &str| AccessRecord {
+            user_id: None,
+            client_id: client.into(),
+            ..record(unix_now() + 60)
+        };
+        let (mine, other_client, users) = (
+            RawToken::generate().digest(),
+            RawToken::generate().digest(),
+            RawToken::generate().digest(),
+        );
+        store.save_access(mine, own("c1"));
+        store.save_access(other_client, own("c2"));
+        store.save_access(users, record(unix_now() + 60));
+        assert_eq!(store.delete_client_tokens("c1"), 1);
+        assert_eq!(store.find_access(&mine), None);
+        assert!(store.find_access(&other_client).is_some());
+        // A user's token with the same client ends with its session instead.
+        assert!(store.find_access(&users).is_some());
     }
 }

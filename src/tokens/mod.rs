@@ -172,6 +172,16 @@ impl TokenStore {
         }
     }
 
+    /// Revokes the tokens a client got for itself (client_credentials):
+    /// they belong to no session, so session revocation cannot reach them.
+    /// Returns how many were listed (some may have expired already).
+    pub async fn delete_client_tokens(&self, client_id: &str) -> Result<usize, TokenStoreError> {
+        match self {
+            TokenStore::Memory(store) => Ok(store.delete_client_tokens(client_id)),
+            TokenStore::Redis(store) => store.delete_client_tokens(client_id).await,
+        }
+    }
+
     /// Checks the backend answers; used at startup.
     pub async fn ping(&self) -> Result<(), TokenStoreError> {
         match self {

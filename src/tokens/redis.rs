@@ -35,6 +35,24 @@ pub fn access_key(digest: &TokenDigest) -> AccessKey {
     AccessKey(key)
 }
 
+/// The set of digests of the tokens a client got for itself.
+fn client_tokens_key(client_id: &str) -> String {
+    format!("{CLIENT_TOKENS_PREFIX}{client_id}")
+}
+
+const CLIENT_TOKENS_PREFIX: &str = "portcullis:client-tokens:";
+
+/// Adds a digest to a client's set and makes the set live at least as long
+/// as the token (only ever lengthened: a shorter token lifetime configured
+/// later must not drop older tokens from the list). EVAL rather than
+/// `EXPIRE … GT`, which Redis 6 lacks.
+const ADD_CLIENT_TOKEN: &str = r"
+redis.call('SADD', KEYS[1], ARGV[1])
+if redis.call('TTL', KEYS[1]) < tonumber(ARGV[2]) then
+    redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+return 1";
+
 const ACCESS_KEY_LEN: usize = ACCESS_PREFIX.len() + 64;
 
 /// See [`access_key`].
@@ -107,6 +125,19 @@ impl RedisTokens {
         let json = serde_json::to_vec(record).expect("records serialize");
         pipe.set_ex(access_key(&token.digest()), json, lifetime.as_secs().max(1))
             .ignore();
+        if record.user_id.is_none() {
+            // A client's own token belongs to no session: list it under the
+            // client so disabling or removing the client can find it.
+            // EVAL, not the crate's EVALSHA: inside MULTI an unloaded
+            // script cannot be retried.
+            pipe.cmd("EVAL")
+                .arg(ADD_CLIENT_TOKEN)
+                .arg(1)
+                .arg(client_tokens_key(&record.client_id))
+                .arg(token.digest().to_hex())
+                .arg(lifetime.as_secs().max(1))
+                .ignore();
+        }
         if self.legacy_plain_keys {
             // Flask-Sentinel's format, for services that read Redis directly.
             // These keys cannot be revoked early: the gateway keeps no copy
@@ -125,6 +156,22 @@ impl RedisTokens {
         let mut connection = self.connection().await?;
         let keys: Vec<AccessKey> = digests.iter().map(access_key).collect();
         connection.del::<_, ()>(keys).await.map_err(unavailable)
+    }
+
+    /// See [`super::TokenStore::delete_client_tokens`].
+    pub async fn delete_client_tokens(&self, client_id: &str) -> Result<usize, TokenStoreError> {
+        let mut connection = self.connection().await?;
+        let list = client_tokens_key(client_id);
+        let listed: Vec<String> = connection.smembers(&list).await.map_err(unavailable)?;
+        let mut keys: Vec<Vec<u8>> = listed
+            .iter()
+            .filter_map(|hex| TokenDigest::from_hex(hex))
+            .map(|digest| access_key(&digest).as_str().as_bytes().to_vec())
+            .collect();
+        let count = keys.len();
+        keys.push(list.into_bytes());
+        connection.del::<_, ()>(keys).await.map_err(unavailable)?;
+        Ok(count)
     }
 
     pub async fn ping(&self) -> Result<(), TokenStoreError> {

@@ -563,6 +563,93 @@ async fn clients_are_created_edited_and_deleted() {
     );
 }
 
+/// A client's own tokens (client_credentials) belong to no session; they
+/// must still end when the client is disabled or removed, on both backends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disabling_or_removing_a_client_ends_its_own_tokens() {
+    for redis in [None, Some(Redis::start())] {
+        let upstream = Upstream::start().await;
+        let mut config = GatewayConfig::new(&upstream).admin(ADMIN.0, ADMIN.1);
+        if let Some(redis) = &redis {
+            let (uri, _) = Mongo::shared().fresh_database_uri();
+            config = config.redis(redis).mongo(uri);
+        }
+        let name = if redis.is_some() {
+            "mongodb+redis"
+        } else {
+            "embedded+memory"
+        };
+        let gateway = Gateway::start(&config);
+        let admin = Admin::new(&gateway);
+        let confidential = |name: &'static str| {
+            let admin = &admin;
+            async move {
+                let (_, created) = admin
+                    .post("/clients", json!({"name": name, "type": "confidential"}))
+                    .await;
+                (
+                    created["client_id"].as_str().unwrap().to_string(),
+                    created["client_secret"].as_str().unwrap().to_string(),
+                )
+            }
+        };
+        let machine_token = |(id, secret): &(String, String)| {
+            let gateway = &gateway;
+            let (id, secret) = (id.clone(), secret.clone());
+            async move {
+                let response = gateway
+                    .post_form(
+                        "/oauth/token",
+                        Some((&id, &secret)),
+                        &[("grant_type", "client_credentials")],
+                    )
+                    .await;
+                let status = response.status();
+                let body = json(response).await;
+                assert_eq!(status, 200, "{body}");
+                body["access_token"].as_str().unwrap().to_string()
+            }
+        };
+        let billing = confidential("billing").await;
+        let reports = confidential("reports").await;
+        let (first, second) = (machine_token(&billing).await, machine_token(&billing).await);
+        let other = machine_token(&reports).await;
+        for token in [&first, &second, &other] {
+            assert_eq!(gateway.get_status("/x", token).await, 200, "{name}");
+        }
+
+        let (status, _) = admin
+            .patch(
+                &format!("/clients/{}", billing.0),
+                json!({"disabled": true}),
+            )
+            .await;
+        assert_eq!(status, 200, "{name}");
+        assert_eq!(gateway.get_status("/x", &first).await, 401, "{name}");
+        assert_eq!(gateway.get_status("/x", &second).await, 401, "{name}");
+        assert_eq!(
+            gateway.get_status("/x", &other).await,
+            200,
+            "{name}: another client's token is untouched"
+        );
+
+        admin
+            .patch(
+                &format!("/clients/{}", billing.0),
+                json!({"disabled": false}),
+            )
+            .await;
+        let third = machine_token(&billing).await;
+        assert_eq!(gateway.get_status("/x", &third).await, 200, "{name}");
+        assert_eq!(
+            admin.delete(&format!("/clients/{}", billing.0)).await.0,
+            204
+        );
+        assert_eq!(gateway.get_status("/x", &third).await, 401, "{name}");
+        assert_eq!(gateway.get_status("/x", &other).await, 200, "{name}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn management_can_have_its_own_listener() {
     let upstream = Upstream::start().await;
