@@ -31,7 +31,7 @@ pub mod memory;
 pub mod redis;
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -113,14 +113,23 @@ pub enum Subject<'a> {
 impl Subject<'_> {
     /// `portcullis:lockout:user:<hex sha256(username)>` or
     /// `portcullis:lockout:addr:<ip>`. An IPv4-mapped IPv6 address keys as
-    /// its IPv4 form, so one client cannot count twice.
+    /// its IPv4 form, so one client cannot count twice. Other IPv6
+    /// addresses key by their /64 network (`addr:2001:db8:1:2::/64`): a
+    /// /64 is what one host or one customer is usually given, and a client
+    /// could otherwise rotate through its addresses to spray passwords.
     pub fn key(&self) -> String {
         match self {
             Subject::Username(username) => format!(
                 "{KEY_PREFIX}user:{}",
                 hex::encode(Sha256::digest(username.as_bytes()))
             ),
-            Subject::Address(address) => format!("{KEY_PREFIX}addr:{}", address.to_canonical()),
+            Subject::Address(address) => match address.to_canonical() {
+                IpAddr::V4(v4) => format!("{KEY_PREFIX}addr:{v4}"),
+                IpAddr::V6(v6) => {
+                    let network = u128::from(v6) & !(u128::MAX >> 64);
+                    format!("{KEY_PREFIX}addr:{}/64", Ipv6Addr::from(network))
+                }
+            },
         }
     }
 }
@@ -253,7 +262,7 @@ mod tests {
 
     #[test]
     fn keys_hide_usernames_and_canonicalize_addresses() {
-        let cases: [(Subject, &str); 4] = [
+        let cases: [(Subject, &str); 7] = [
             (
                 Subject::Username("abc"),
                 "portcullis:lockout:user:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
@@ -268,7 +277,19 @@ mod tests {
             ),
             (
                 Subject::Address("2001:db8::1".parse().unwrap()),
-                "portcullis:lockout:addr:2001:db8::1",
+                "portcullis:lockout:addr:2001:db8::/64",
+            ),
+            (
+                Subject::Address("2001:db8:1:2:aaaa:bbbb:cccc:dddd".parse().unwrap()),
+                "portcullis:lockout:addr:2001:db8:1:2::/64",
+            ),
+            (
+                Subject::Address("2001:db8:1:3::1".parse().unwrap()),
+                "portcullis:lockout:addr:2001:db8:1:3::/64",
+            ),
+            (
+                Subject::Address("::1".parse().unwrap()),
+                "portcullis:lockout:addr:::/64",
             ),
         ];
         for (subject, key) in cases {

@@ -674,6 +674,26 @@ async fn x_forwarded_for_counts_only_from_trusted_proxies() {
         400,
         "another client is not"
     );
+    // IPv6 counts by /64: rotating through one's own network does not
+    // dodge the lock; a neighbouring /64 is someone else.
+    assert_eq!(
+        attempt(&gateway, &client_id, "e", "2001:db8:1:2::1").await,
+        400
+    );
+    assert_eq!(
+        attempt(&gateway, &client_id, "f", "2001:db8:1:2:ffff::9").await,
+        400
+    );
+    assert_eq!(
+        attempt(&gateway, &client_id, "g", "2001:db8:1:2:abcd::77").await,
+        429,
+        "2001:db8:1:2::/64 is locked"
+    );
+    assert_eq!(
+        attempt(&gateway, &client_id, "h", "2001:db8:1:3::1").await,
+        400,
+        "2001:db8:1:3::/64 is not"
+    );
 
     // Without trusted proxies the header is ignored: a client cannot dodge
     // its lock by inventing addresses.
