@@ -19,7 +19,7 @@ use crate::gateway::{Gateway, ListenerRole};
 use crate::lockout::memory::MemoryLockout;
 use crate::lockout::redis::RedisLockout;
 use crate::lockout::LockoutStore;
-use crate::password::{PasswordHasher, ProxyActivity};
+use crate::password::PasswordHasher;
 use crate::route::Router;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::mongo::MongoStore;
@@ -37,9 +37,6 @@ pub struct AppState {
     pub tokens: TokenStore,
     pub lockout: LockoutStore,
     pub hasher: PasswordHasher,
-    /// Proxied requests mark it; the bcrypt pool yields a core while the
-    /// proxy is busy.
-    pub proxy_activity: Arc<ProxyActivity>,
     /// None: no administrator configured; management answers 404.
     pub admin: Option<crate::management::admin_auth::AdminAuth>,
 }
@@ -242,12 +239,10 @@ pub fn build_state(config: Config) -> Result<AppState> {
     let store = open_store(&config.store)?;
     let tokens = open_tokens(&config)?;
     let lockout = open_lockout(&config)?;
-    let proxy_activity = Arc::new(ProxyActivity::default());
-    let hasher = PasswordHasher::yielding_to(
+    let hasher = PasswordHasher::new(
         config.oauth.bcrypt_cost,
         config.oauth.bcrypt_workers,
         config.oauth.bcrypt_queue,
-        proxy_activity.clone(),
     );
     hasher
         .prepare_decoy()
@@ -270,7 +265,6 @@ pub fn build_state(config: Config) -> Result<AppState> {
         tokens,
         lockout,
         hasher,
-        proxy_activity,
     })
 }
 

@@ -151,7 +151,6 @@ impl ProxyHttp for Gateway {
                 respond::not_found("no route matches this path")
             }
             Destination::Proxy { route } => {
-                self.state.proxy_activity.note_request();
                 let route = self.state.router.routes.get(route);
                 if route.public {
                     return Ok(false);

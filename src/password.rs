@@ -11,20 +11,9 @@
 //! for the same cores, the proxy path wins, and bcrypt still gets every
 //! cycle the proxy leaves idle. A login storm must never slow the product
 //! down.
-//!
-//! Priority alone is not enough on a small machine: a hashing thread still
-//! shares the core (and, on SMT machines, the execution units and caches)
-//! with the proxy thread next to it. So while proxied requests flow
-//! ([`ProxyActivity`]), one worker of a pool of two or more stops taking
-//! jobs, which keeps a core free of bcrypt; when the proxy is quiet, every
-//! worker hashes. In the load benchmark this took the proxy's p99 during a
-//! password-grant storm from 1.83 to about 1.5 times the quiet p99
-//! (benches/RESULTS.md).
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, TryRecvError};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use tokio::sync::{oneshot, OnceCell, Semaphore, TryAcquireError};
 
@@ -33,50 +22,6 @@ use tokio::sync::{oneshot, OnceCell, Semaphore, TryAcquireError};
 const BCRYPT_EXTRA_NICENESS: i32 = 10;
 
 type Job = Box<dyn FnOnce() + Send>;
-
-/// How recently a proxied request must have started for the proxy to count
-/// as busy.
-const BUSY_WINDOW: Duration = Duration::from_millis(250);
-/// How often a held-back worker looks again.
-const HELD_BACK_POLL: Duration = Duration::from_millis(10);
-
-/// When the proxy last started a request, for the bcrypt pool.
-pub struct ProxyActivity {
-    epoch: Instant,
-    /// Milliseconds since `epoch` plus one (0: never).
-    last_request_ms: AtomicU64,
-}
-
-impl Default for ProxyActivity {
-    fn default() -> Self {
-        ProxyActivity {
-            epoch: Instant::now(),
-            last_request_ms: AtomicU64::new(0),
-        }
-    }
-}
-
-impl ProxyActivity {
-    fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64 + 1
-    }
-
-    /// Called for every proxied request. Writes the shared value at most
-    /// every few milliseconds, so the proxy threads do not fight over its
-    /// cache line.
-    pub fn note_request(&self) {
-        let now = self.now_ms();
-        let last = self.last_request_ms.load(Ordering::Relaxed);
-        if last == 0 || now >= last + 5 {
-            self.last_request_ms.store(now, Ordering::Relaxed);
-        }
-    }
-
-    pub fn busy(&self) -> bool {
-        let last = self.last_request_ms.load(Ordering::Relaxed);
-        last != 0 && self.now_ms() < last + BUSY_WINDOW.as_millis() as u64
-    }
-}
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PasswordError {
@@ -99,44 +44,24 @@ pub struct PasswordHasher {
 }
 
 impl PasswordHasher {
-    /// A pool whose workers all hash whenever there is work.
     pub fn new(cost: u32, workers: usize, queue: usize) -> Self {
-        PasswordHasher::start(cost, workers, queue, None)
-    }
-
-    /// A pool that holds one worker back while `activity` shows proxied
-    /// traffic (with two workers or more).
-    pub fn yielding_to(
-        cost: u32,
-        workers: usize,
-        queue: usize,
-        activity: Arc<ProxyActivity>,
-    ) -> Self {
-        PasswordHasher::start(cost, workers, queue, Some(activity))
-    }
-
-    fn start(
-        cost: u32,
-        workers: usize,
-        queue: usize,
-        activity: Option<Arc<ProxyActivity>>,
-    ) -> Self {
         let workers = workers.max(1);
         let (sender, receiver) = mpsc::channel::<Job>();
         let receiver = Arc::new(Mutex::new(receiver));
         for index in 0..workers {
             let receiver = receiver.clone();
-            // The last worker of two or more is the one held back.
-            let held_back_by = activity
-                .clone()
-                .filter(|_| workers > 1 && index == workers - 1);
             std::thread::Builder::new()
                 .name(format!("portcullis-bcrypt-{index}"))
                 .spawn(move || {
                     lower_this_threads_priority();
-                    match held_back_by {
-                        None => take_jobs(&receiver),
-                        Some(activity) => take_jobs_when_quiet(&receiver, &activity),
+                    loop {
+                        // The lock is held only while taking a job.
+                        let job = receiver.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                        match job {
+                            Ok(job) => job(),
+                            // The hasher was dropped.
+                            Err(_) => return,
+                        }
                     }
                 })
                 .expect("the OS can start a bcrypt thread");
@@ -222,41 +147,6 @@ impl PasswordHasher {
     }
 }
 
-/// A worker's loop: wait for a job, run it, until the hasher is dropped.
-fn take_jobs(receiver: &Mutex<mpsc::Receiver<Job>>) {
-    loop {
-        // The lock is held only while taking a job.
-        let job = receiver.lock().unwrap_or_else(|e| e.into_inner()).recv();
-        match job {
-            Ok(job) => job(),
-            // The hasher was dropped.
-            Err(_) => return,
-        }
-    }
-}
-
-/// The held-back worker's loop: it takes a job only while the proxy is
-/// quiet, and never waits inside the receiver, so a job that arrives while
-/// the proxy is busy goes to the other workers.
-fn take_jobs_when_quiet(receiver: &Mutex<mpsc::Receiver<Job>>, activity: &ProxyActivity) {
-    loop {
-        if activity.busy() {
-            std::thread::sleep(HELD_BACK_POLL);
-            continue;
-        }
-        // Another worker waiting for a job holds the lock: nothing queued.
-        let job = match receiver.try_lock() {
-            Ok(receiver) => receiver.try_recv(),
-            Err(_) => Err(TryRecvError::Empty),
-        };
-        match job {
-            Ok(job) => job(),
-            Err(TryRecvError::Empty) => std::thread::sleep(HELD_BACK_POLL),
-            Err(TryRecvError::Disconnected) => return,
-        }
-    }
-}
-
 /// The niceness a bcrypt thread gets when the process runs at `current`.
 fn bcrypt_niceness(current: i32) -> i32 {
     (current + BCRYPT_EXTRA_NICENESS).min(19)
@@ -319,80 +209,6 @@ mod tests {
             .block_on(hasher.run(|| unsafe { libc::sched_getscheduler(0) }))
             .unwrap();
         assert_eq!(policy, libc::SCHED_IDLE);
-    }
-
-    /// Runs `jobs` 40 ms jobs at once; returns how many ran at the same time
-    /// at most.
-    async fn peak_concurrency(hasher: Arc<PasswordHasher>, jobs: usize) -> usize {
-        use std::sync::atomic::AtomicUsize;
-        let running = Arc::new(AtomicUsize::new(0));
-        let peak = Arc::new(AtomicUsize::new(0));
-        let tasks: Vec<_> = (0..jobs)
-            .map(|_| {
-                let (hasher, running, peak) = (hasher.clone(), running.clone(), peak.clone());
-                tokio::spawn(async move {
-                    hasher
-                        .run(move || {
-                            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-                            peak.fetch_max(now, Ordering::SeqCst);
-                            std::thread::sleep(Duration::from_millis(40));
-                            running.fetch_sub(1, Ordering::SeqCst);
-                        })
-                        .await
-                        .unwrap()
-                })
-            })
-            .collect();
-        for task in tasks {
-            task.await.unwrap();
-        }
-        peak.load(Ordering::SeqCst)
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn one_worker_is_held_back_while_the_proxy_is_busy() {
-        let activity = Arc::new(ProxyActivity::default());
-        let hasher = Arc::new(PasswordHasher::yielding_to(4, 2, 8, activity.clone()));
-        assert!(!activity.busy(), "no request yet");
-        assert_eq!(
-            peak_concurrency(hasher.clone(), 4).await,
-            2,
-            "quiet: both hash"
-        );
-
-        // Traffic flows for the whole run.
-        let flowing = Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let traffic = {
-            let (activity, flowing) = (activity.clone(), flowing.clone());
-            std::thread::spawn(move || {
-                while flowing.load(Ordering::SeqCst) {
-                    activity.note_request();
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-            })
-        };
-        std::thread::sleep(Duration::from_millis(20));
-        assert!(activity.busy());
-        assert_eq!(
-            peak_concurrency(hasher.clone(), 4).await,
-            1,
-            "busy: one hashes"
-        );
-        flowing.store(false, Ordering::SeqCst);
-        traffic.join().unwrap();
-
-        std::thread::sleep(BUSY_WINDOW + Duration::from_millis(50));
-        assert!(!activity.busy(), "quiet again after the window");
-        assert_eq!(peak_concurrency(hasher, 4).await, 2);
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_single_worker_is_never_held_back() {
-        let activity = Arc::new(ProxyActivity::default());
-        activity.note_request();
-        let hasher = Arc::new(PasswordHasher::yielding_to(4, 1, 2, activity.clone()));
-        assert!(activity.busy());
-        assert_eq!(peak_concurrency(hasher, 2).await, 1);
     }
 
     #[tokio::test]
