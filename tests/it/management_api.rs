@@ -7,6 +7,21 @@ use crate::harness::*;
 
 const ADMIN: (&str, &str) = ("admin", "admin-password-1");
 
+/// A gateway with an administrator: embedded store and memory tokens, or,
+/// given a Redis, MongoDB and Redis. Also returns the pair's name for
+/// assertion messages.
+fn gateway_with_admin(upstream: &Upstream, redis: Option<&Redis>) -> (Gateway, &'static str) {
+    let config = GatewayConfig::new(upstream).admin(ADMIN.0, ADMIN.1);
+    match redis {
+        None => (Gateway::start(&config), "embedded+memory"),
+        Some(redis) => {
+            let (uri, _) = Mongo::shared().fresh_database_uri();
+            let config = config.redis(redis).mongo(uri);
+            (Gateway::start(&config), "mongodb+redis")
+        }
+    }
+}
+
 struct Admin {
     base: String,
 }
@@ -206,17 +221,7 @@ async fn access_needs_the_administrator_and_same_origin() {
 async fn users_and_their_sessions() {
     for redis in [None, Some(Redis::start())] {
         let upstream = Upstream::start().await;
-        let mut config = GatewayConfig::new(&upstream).admin(ADMIN.0, ADMIN.1);
-        if let Some(redis) = &redis {
-            let (uri, _) = Mongo::shared().fresh_database_uri();
-            config = config.redis(redis).mongo(uri);
-        }
-        let name = if redis.is_some() {
-            "mongodb+redis"
-        } else {
-            "embedded+memory"
-        };
-        let gateway = Gateway::start(&config);
+        let (gateway, name) = gateway_with_admin(&upstream, redis.as_ref());
         let admin = Admin::new(&gateway);
 
         let (status, jonas) = admin
@@ -569,17 +574,7 @@ async fn clients_are_created_edited_and_deleted() {
 async fn disabling_or_removing_a_client_ends_its_own_tokens() {
     for redis in [None, Some(Redis::start())] {
         let upstream = Upstream::start().await;
-        let mut config = GatewayConfig::new(&upstream).admin(ADMIN.0, ADMIN.1);
-        if let Some(redis) = &redis {
-            let (uri, _) = Mongo::shared().fresh_database_uri();
-            config = config.redis(redis).mongo(uri);
-        }
-        let name = if redis.is_some() {
-            "mongodb+redis"
-        } else {
-            "embedded+memory"
-        };
-        let gateway = Gateway::start(&config);
+        let (gateway, name) = gateway_with_admin(&upstream, redis.as_ref());
         let admin = Admin::new(&gateway);
         let confidential = |name: &'static str| {
             let admin = &admin;
