@@ -117,28 +117,14 @@ async fn redis_down_fails_closed_and_recovers() {
     let (uri, _) = Mongo::shared().fresh_database_uri();
     let gateway = Gateway::start(&shared_config(&upstream, &redis, &uri));
     let session = signed_in(&gateway).await;
-    let http = client();
     let token = session.tokens.access_token.clone();
-    assert_eq!(
-        http.get(gateway.url("/x"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(gateway.get_status("/x", &token).await, 200);
     let forwarded = upstream.count();
 
     redis.stop();
     for _ in 0..3 {
         let started = Instant::now();
-        let response = http
-            .get(gateway.url("/x"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
+        let response = gateway.get_with_token("/x", &token).await;
         assert_eq!(response.status(), 503);
         assert!(
             started.elapsed() < Duration::from_secs(1),
@@ -173,24 +159,13 @@ async fn redis_down_fails_closed_and_recovers() {
     redis.restart();
     let restarted = Instant::now();
     let recovered = eventually(Duration::from_secs(2), || async {
-        http.get(gateway.url("/x"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            == 401
+        gateway.get_status("/x", &token).await == 401
     })
     .await;
     assert!(recovered, "the gateway did not reconnect within 2 s");
     assert!(restarted.elapsed() < Duration::from_secs(2));
     let fresh = gateway.login(&session.client_id, "jonas", "pass").await;
-    let response = http
-        .get(gateway.url("/x"))
-        .bearer_auth(&fresh.access_token)
-        .send()
-        .await
-        .unwrap();
+    let response = gateway.get_with_token("/x", &fresh.access_token).await;
     assert_eq!(response.status(), 200);
 }
 
@@ -222,12 +197,7 @@ async fn a_flask_sentinel_user_logs_in_unchanged() {
             "legacy-pass",
         )
         .await;
-    let response = client()
-        .get(gateway.url("/x"))
-        .bearer_auth(&tokens.access_token)
-        .send()
-        .await
-        .unwrap();
+    let response = gateway.get_with_token("/x", &tokens.access_token).await;
     assert_eq!(response.status(), 200);
     assert_eq!(
         upstream.last().header_values("x-user-id"),
@@ -257,12 +227,9 @@ async fn two_instances_accept_each_others_tokens() {
     );
     let session = signed_in(&first).await;
 
-    let response = client()
-        .get(second.url("/x"))
-        .bearer_auth(&session.tokens.access_token)
-        .send()
-        .await
-        .unwrap();
+    let response = second
+        .get_with_token("/x", &session.tokens.access_token)
+        .await;
     assert_eq!(response.status(), 200);
     assert_eq!(
         upstream.last().header_values("x-user-id"),

@@ -738,15 +738,18 @@ management:
     }
 
     /// Status of an authenticated GET through the proxy.
-    pub async fn get_status(&self, path: &str, token: &str) -> u16 {
+    /// A GET with a Bearer token, over plain HTTP.
+    pub async fn get_with_token(&self, path: &str, token: &str) -> reqwest::Response {
         client()
             .get(self.url(path))
             .bearer_auth(token)
             .send()
             .await
             .unwrap()
-            .status()
-            .as_u16()
+    }
+
+    pub async fn get_status(&self, path: &str, token: &str) -> u16 {
+        self.get_with_token(path, token).await.status().as_u16()
     }
 
     /// Password grant that must succeed.

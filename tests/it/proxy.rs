@@ -273,30 +273,14 @@ async fn routes_pick_upstreams_by_longest_prefix_and_keep_authorization_on_reque
     let http = client();
     let token = &session.tokens.access_token;
 
-    assert_eq!(
-        http.get(gateway.url("/admin/users"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(gateway.get_status("/admin/users", token).await, 200);
     assert_eq!(admin.count(), 1);
     assert_eq!(
         admin.last().header_values("authorization"),
         vec![format!("Bearer {token}").as_str()]
     );
 
-    assert_eq!(
-        http.get(gateway.url("/administrator"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(gateway.get_status("/administrator", token).await, 200);
     assert_eq!(app.count(), 1, "/administrator is not under /admin");
     assert!(app.last().header_values("authorization").is_empty());
 
@@ -310,16 +294,10 @@ async fn oauth_paths_and_ambiguous_paths_are_answered_by_the_gateway() {
     let upstream = Upstream::start().await;
     let gateway = Gateway::start(&GatewayConfig::new(&upstream));
     let session = signed_in(&gateway).await;
-    let http = client();
     let token = &session.tokens.access_token;
 
     for path in ["/oauth", "/oauth/", "/oauth/other", "/oauth/token/extra"] {
-        let response = http
-            .get(gateway.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
+        let response = gateway.get_with_token(path, token).await;
         assert_eq!(response.status(), 404, "{path}");
         assert_eq!(json(response).await["error"], "not_found", "{path}");
     }
@@ -349,24 +327,10 @@ async fn expired_tokens_are_refused() {
         &GatewayConfig::new(&upstream).oauth("  access_token_lifetime_seconds: 1\n"),
     );
     let session = signed_in(&gateway).await;
-    let http = client();
     let token = &session.tokens.access_token;
-    assert_eq!(
-        http.get(gateway.url("/x"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(gateway.get_status("/x", token).await, 200);
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let response = http
-        .get(gateway.url("/x"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+    let response = gateway.get_with_token("/x", token).await;
     assert_eq!(response.status(), 401);
     assert!(response.headers()["www-authenticate"]
         .to_str()
@@ -383,12 +347,9 @@ async fn unreachable_upstream_is_a_json_502() {
     let gateway = Gateway::start(&config);
     let session = signed_in(&gateway).await;
     let started = std::time::Instant::now();
-    let response = client()
-        .get(gateway.url("/x"))
-        .bearer_auth(&session.tokens.access_token)
-        .send()
-        .await
-        .unwrap();
+    let response = gateway
+        .get_with_token("/x", &session.tokens.access_token)
+        .await;
     assert_eq!(response.status(), 502);
     assert_eq!(response.headers()["content-type"], "application/json");
     assert_eq!(json(response).await["error"], "bad_gateway");
@@ -401,17 +362,11 @@ async fn metrics_count_requests_failures_and_tokens() {
     let gateway = Gateway::start(&GatewayConfig::new(&upstream));
     let session = signed_in(&gateway).await;
     let http = client();
-    http.get(gateway.url("/x"))
-        .bearer_auth(&session.tokens.access_token)
-        .send()
-        .await
-        .unwrap();
+    gateway
+        .get_with_token("/x", &session.tokens.access_token)
+        .await;
     http.get(gateway.url("/x")).send().await.unwrap();
-    http.get(gateway.url("/x"))
-        .bearer_auth("nope")
-        .send()
-        .await
-        .unwrap();
+    gateway.get_with_token("/x", "nope").await;
 
     let metrics = gateway.metrics().await;
     for line in [
@@ -432,12 +387,9 @@ async fn logs_have_one_line_per_request_and_no_secrets() {
     let upstream = Upstream::start().await;
     let gateway = Gateway::start(&GatewayConfig::new(&upstream));
     let session = signed_in(&gateway).await;
-    let http = client();
-    http.get(gateway.url("/search?secret_query=hunter2"))
-        .bearer_auth(&session.tokens.access_token)
-        .send()
-        .await
-        .unwrap();
+    gateway
+        .get_with_token("/search?secret_query=hunter2", &session.tokens.access_token)
+        .await;
     let refreshed = gateway
         .refresh(&session.client_id, &session.tokens.refresh_token)
         .await;

@@ -60,12 +60,7 @@ async fn each_login_gets_its_own_tokens() {
     let second = gateway.login(&session.client_id, "jonas", "pass").await;
     assert_ne!(second.access_token, session.tokens.access_token);
     for token in [&session.tokens.access_token, &second.access_token] {
-        let response = client()
-            .get(gateway.url("/x"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
+        let response = gateway.get_with_token("/x", token).await;
         assert_eq!(response.status(), 200);
     }
 }
