@@ -157,34 +157,23 @@ async fn access_needs_the_administrator_and_same_origin() {
     assert_eq!(form.status(), 415);
     let body = json!({"username": "eve", "password": "long-enough"});
     let origin = format!("http://127.0.0.1:{}", gateway.http_port);
-    let cross_site = client()
-        .post(&url)
-        .basic_auth(ADMIN.0, Some(ADMIN.1))
-        .header("origin", "https://evil.example")
-        .header("x-csrf-token", &csrf)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    // A browser-style JSON POST with this Origin and, if given, CSRF token.
+    let browser_post = |origin: &str, csrf: Option<&str>| {
+        let mut request = client()
+            .post(&url)
+            .basic_auth(ADMIN.0, Some(ADMIN.1))
+            .header("origin", origin)
+            .json(&body);
+        if let Some(csrf) = csrf {
+            request = request.header("x-csrf-token", csrf);
+        }
+        async move { request.send().await.unwrap() }
+    };
+    let cross_site = browser_post("https://evil.example", Some(&csrf)).await;
     assert_eq!(cross_site.status(), 403);
-    let no_token = client()
-        .post(&url)
-        .basic_auth(ADMIN.0, Some(ADMIN.1))
-        .header("origin", &origin)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let no_token = browser_post(&origin, None).await;
     assert_eq!(no_token.status(), 403);
-    let same_origin = client()
-        .post(&url)
-        .basic_auth(ADMIN.0, Some(ADMIN.1))
-        .header("origin", &origin)
-        .header("x-csrf-token", &csrf)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let same_origin = browser_post(&origin, Some(&csrf)).await;
     assert_eq!(same_origin.status(), 201);
 
     // Guessing the administrator's password locks out.
