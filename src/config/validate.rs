@@ -245,24 +245,25 @@ fn check_oauth(problems: &mut Problems, oauth: FileOAuth) -> OAuthConfig {
         metadata: oauth.metadata,
         issuer: oauth.issuer.map(|i| i.trim_end_matches('/').to_string()),
         refresh_grace: Duration::from_secs(oauth.refresh_grace_seconds),
-        lockout: crate::lockout::LockoutPolicy {
-            max_failures: oauth.lockout.max_failures,
-            window: Duration::from_secs(oauth.lockout.window_seconds),
-            base_lock: Duration::from_secs(oauth.lockout.lock_seconds),
-            max_lock: Duration::from_secs(oauth.lockout.max_lock_seconds),
-        },
-        address_lockout: crate::lockout::LockoutPolicy {
-            max_failures: oauth.lockout.max_failures_per_address,
-            window: Duration::from_secs(oauth.lockout.window_seconds),
-            base_lock: Duration::from_secs(oauth.lockout.lock_seconds),
-            max_lock: Duration::from_secs(oauth.lockout.max_lock_seconds),
-        },
+        lockout: lockout_policy(&oauth.lockout, oauth.lockout.max_failures),
+        address_lockout: lockout_policy(&oauth.lockout, oauth.lockout.max_failures_per_address),
         access_token_lifetime: Duration::from_secs(oauth.access_token_lifetime_seconds),
         refresh_token_lifetime: Duration::from_secs(oauth.refresh_token_lifetime_seconds),
         bcrypt_cost: oauth.bcrypt_cost,
         bcrypt_workers: oauth.bcrypt_workers.unwrap_or(cores).max(1),
         bcrypt_queue: oauth.bcrypt_queue,
         legacy_plain_keys: oauth.legacy_plain_keys,
+    }
+}
+
+/// The username and the address policies share the window and the lock
+/// times; only the threshold differs.
+fn lockout_policy(lockout: &FileLockout, max_failures: u32) -> crate::lockout::LockoutPolicy {
+    crate::lockout::LockoutPolicy {
+        max_failures,
+        window: Duration::from_secs(lockout.window_seconds),
+        base_lock: Duration::from_secs(lockout.lock_seconds),
+        max_lock: Duration::from_secs(lockout.max_lock_seconds),
     }
 }
 
