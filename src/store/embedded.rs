@@ -12,8 +12,8 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
-    new_client_id, new_user_id, parse_grants, Client, ClientType, ClientUpdate, Listing, NewClient,
-    Page, Session, StoreError, User, UserUpdate,
+    new_client_id, new_user_id, parse_grants, Client, ClientType, ClientUpdate, NewClient, Session,
+    StoreError, User, UserUpdate,
 };
 use crate::tokens::unix_now;
 
@@ -223,14 +223,13 @@ impl EmbeddedStore {
         .await
     }
 
-    pub async fn list_users(&self, listing: &Listing) -> Result<Page<User>, StoreError> {
-        let users = self
-            .with_connection(|c| {
-                let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY username");
-                query_all(c, &sql, [], user_from_row)
-            })
-            .await?;
-        Ok(listing.apply(users, |u| vec![u.username.as_str(), u.id.as_str()]))
+    /// Every user, by username.
+    pub async fn all_users(&self) -> Result<Vec<User>, StoreError> {
+        self.with_connection(|c| {
+            let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY username");
+            query_all(c, &sql, [], user_from_row)
+        })
+        .await
     }
 
     pub async fn update_user(
@@ -321,14 +320,13 @@ impl EmbeddedStore {
             .await
     }
 
-    pub async fn list_clients(&self, listing: &Listing) -> Result<Page<Client>, StoreError> {
-        let clients = self
-            .with_connection(|c| {
-                let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients ORDER BY name, client_id");
-                query_all(c, &sql, [], client_from_row)
-            })
-            .await?;
-        Ok(listing.apply(clients, |c| vec![c.name.as_str(), c.client_id.as_str()]))
+    /// Every client, by name then id.
+    pub async fn all_clients(&self) -> Result<Vec<Client>, StoreError> {
+        self.with_connection(|c| {
+            let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients ORDER BY name, client_id");
+            query_all(c, &sql, [], client_from_row)
+        })
+        .await
     }
 
     pub async fn update_client(
@@ -614,7 +612,7 @@ fn sessions_of_user(c: &Connection, user_id: &str) -> Result<Vec<Session>, Store
 mod tests {
     use super::*;
 
-    use crate::store::GrantType;
+    use crate::store::{GrantType, Listing, Store};
 
     fn new_client(name: &str) -> NewClient {
         NewClient {
@@ -658,7 +656,8 @@ mod tests {
         drop(store);
 
         // A second open (the CLI beside a running gateway) sees the same data.
-        let store = EmbeddedStore::open(&path).unwrap();
+        // Through the `Store` front, which does the listing.
+        let store = Store::Embedded(EmbeddedStore::open(&path).unwrap());
         let found = store.find_user_by_username("jonas").await.unwrap().unwrap();
         assert_eq!(found, user);
         assert_eq!(

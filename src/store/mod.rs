@@ -356,8 +356,12 @@ impl Store {
     }
 
     /// Users sorted by username.
+    /// Users whose username or id matches the search, one page of them.
+    /// Backends return every user sorted; filtering and paging are the
+    /// same for both.
     pub async fn list_users(&self, listing: &Listing) -> Result<Page<User>, StoreError> {
-        dispatch!(self.list_users(listing))
+        let users = dispatch!(self.all_users())?;
+        Ok(listing.apply(users, |u| vec![u.username.as_str(), u.id.as_str()]))
     }
 
     /// The updated user, or None when no user has this id.
@@ -384,8 +388,10 @@ impl Store {
     }
 
     /// Clients sorted by name, then id.
+    /// Clients whose name or id matches the search, one page of them.
     pub async fn list_clients(&self, listing: &Listing) -> Result<Page<Client>, StoreError> {
-        dispatch!(self.list_clients(listing))
+        let clients = dispatch!(self.all_clients())?;
+        Ok(listing.apply(clients, |c| vec![c.name.as_str(), c.client_id.as_str()]))
     }
 
     pub async fn update_client(

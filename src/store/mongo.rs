@@ -21,8 +21,8 @@ use mongodb::{Collection, IndexModel};
 use tokio::sync::OnceCell;
 
 use super::{
-    new_client_id, Client, ClientType, ClientUpdate, GrantType, Listing, NewClient, Page, Session,
-    StoreError, User, UserUpdate,
+    new_client_id, Client, ClientType, ClientUpdate, GrantType, NewClient, Session, StoreError,
+    User, UserUpdate,
 };
 use crate::tokens::unix_now;
 
@@ -323,13 +323,13 @@ impl MongoStore {
         Ok(found.as_ref().and_then(user_from_document))
     }
 
-    pub async fn list_users(&self, listing: &Listing) -> Result<Page<User>, StoreError> {
+    /// Every user, by username.
+    pub async fn all_users(&self) -> Result<Vec<User>, StoreError> {
         let collection = self.users().await?;
-        let users = find_all(&collection, doc! {}, doc! {"username": 1}, |d| {
+        find_all(&collection, doc! {}, doc! {"username": 1}, |d| {
             user_from_document(&d)
         })
-        .await?;
-        Ok(listing.apply(users, |u| vec![u.username.as_str(), u.id.as_str()]))
+        .await
     }
 
     pub async fn update_user(
@@ -395,11 +395,11 @@ impl MongoStore {
         Ok(found.as_ref().and_then(client_from_document))
     }
 
-    pub async fn list_clients(&self, listing: &Listing) -> Result<Page<Client>, StoreError> {
+    /// Every client, by name then id.
+    pub async fn all_clients(&self) -> Result<Vec<Client>, StoreError> {
         let collection = self.clients().await?;
         let sort = doc! {"name": 1, "client_id": 1};
-        let clients = find_all(&collection, doc! {}, sort, |d| client_from_document(&d)).await?;
-        Ok(listing.apply(clients, |c| vec![c.name.as_str(), c.client_id.as_str()]))
+        find_all(&collection, doc! {}, sort, |d| client_from_document(&d)).await
     }
 
     pub async fn update_client(
