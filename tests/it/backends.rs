@@ -8,12 +8,6 @@ use sha2::{Digest, Sha256};
 
 use crate::harness::*;
 
-fn shared_config(upstream: &Upstream, redis: &Redis, mongo_uri: &str) -> GatewayConfig {
-    GatewayConfig::new(upstream)
-        .redis(redis)
-        .mongo(mongo_uri.to_string())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn walkthrough_on_mongodb_and_redis_from_the_environment() {
     let upstream = Upstream::start().await;
@@ -21,7 +15,7 @@ async fn walkthrough_on_mongodb_and_redis_from_the_environment() {
     let (uri, database) = Mongo::shared().fresh_database_uri();
     let config = GatewayConfig {
         backends_from_env: true,
-        ..shared_config(&upstream, &redis, &uri)
+        ..GatewayConfig::shared(&upstream, &redis, &uri)
     };
     let gateway = Gateway::start(&config);
     let session = signed_in(&gateway).await;
@@ -100,7 +94,7 @@ async fn legacy_plain_keys_write_flask_sentinels_format() {
     let redis = Redis::start();
     let (uri, _) = Mongo::shared().fresh_database_uri();
     let gateway = Gateway::start(
-        &shared_config(&upstream, &redis, &uri).oauth("  legacy_plain_keys: true\n"),
+        &GatewayConfig::shared(&upstream, &redis, &uri).oauth("  legacy_plain_keys: true\n"),
     );
     let session = signed_in(&gateway).await;
     let mut connection = redis.connection().await;
@@ -115,7 +109,7 @@ async fn redis_down_fails_closed_and_recovers() {
     let upstream = Upstream::start().await;
     let mut redis = Redis::start();
     let (uri, _) = Mongo::shared().fresh_database_uri();
-    let gateway = Gateway::start(&shared_config(&upstream, &redis, &uri));
+    let gateway = Gateway::start(&GatewayConfig::shared(&upstream, &redis, &uri));
     let session = signed_in(&gateway).await;
     let token = session.tokens.access_token.clone();
     assert_eq!(gateway.get_status("/x", &token).await, 200);
@@ -189,7 +183,7 @@ async fn a_flask_sentinel_user_logs_in_unchanged() {
         .await
         .unwrap();
 
-    let gateway = Gateway::start(&shared_config(&upstream, &redis, &uri));
+    let gateway = Gateway::start(&GatewayConfig::shared(&upstream, &redis, &uri));
     let tokens = gateway
         .login(
             "flask-sentinel-client-0123456789abcdefghij",
@@ -220,10 +214,10 @@ async fn two_instances_accept_each_others_tokens() {
     let redis = Redis::start();
     let (uri, _) = Mongo::shared().fresh_database_uri();
     let first = Gateway::start(
-        &shared_config(&upstream, &redis, &uri).oauth("  refresh_grace_seconds: 0\n"),
+        &GatewayConfig::shared(&upstream, &redis, &uri).oauth("  refresh_grace_seconds: 0\n"),
     );
     let second = Gateway::start(
-        &shared_config(&upstream, &redis, &uri).oauth("  refresh_grace_seconds: 0\n"),
+        &GatewayConfig::shared(&upstream, &redis, &uri).oauth("  refresh_grace_seconds: 0\n"),
     );
     let session = signed_in(&first).await;
 
@@ -262,7 +256,7 @@ async fn duplicate_usernames_in_mongodb_stop_startup_with_a_clear_error() {
             .await
             .unwrap();
     }
-    let gateway = Gateway::prepare(&shared_config(&upstream, &redis, &uri));
+    let gateway = Gateway::prepare(&GatewayConfig::shared(&upstream, &redis, &uri));
     let output = gateway.run(&["serve"], None);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -277,7 +271,7 @@ async fn cli_manages_users_and_clients_in_mongodb() {
     let upstream = Upstream::start().await;
     let redis = Redis::start();
     let (uri, _) = Mongo::shared().fresh_database_uri();
-    let gateway = Gateway::prepare(&shared_config(&upstream, &redis, &uri));
+    let gateway = Gateway::prepare(&GatewayConfig::shared(&upstream, &redis, &uri));
     crate::cli::exercise_user_and_client_commands(&gateway);
 }
 
@@ -289,7 +283,7 @@ async fn redis_over_tls() {
     let config = GatewayConfig {
         // The system trust store, extended with the test CA.
         extra_env: vec![("SSL_CERT_FILE".into(), certificate.display().to_string())],
-        ..shared_config(&upstream, &redis, &uri)
+        ..GatewayConfig::shared(&upstream, &redis, &uri)
     };
     let gateway = Gateway::start(&config);
     let session = signed_in(&gateway).await;
@@ -303,7 +297,7 @@ async fn redis_over_tls() {
     );
 
     // Without trusting the CA, the gateway refuses to start: TLS is verified.
-    let untrusted = Gateway::prepare(&shared_config(&upstream, &redis, &uri));
+    let untrusted = Gateway::prepare(&GatewayConfig::shared(&upstream, &redis, &uri));
     let output = untrusted.run(&["serve"], None);
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot reach Redis"));

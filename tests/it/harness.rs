@@ -451,6 +451,14 @@ impl GatewayConfig {
         }
     }
 
+    /// The shared deployment: tokens in `redis`, users and sessions in the
+    /// MongoDB database at `mongo_uri`.
+    pub fn shared(upstream: &Upstream, redis: &Redis, mongo_uri: &str) -> Self {
+        GatewayConfig::new(upstream)
+            .redis(redis)
+            .mongo(mongo_uri.to_string())
+    }
+
     pub fn redis(mut self, redis: &Redis) -> Self {
         self.tokens = Tokens::Redis(redis.url());
         self

@@ -11,12 +11,14 @@ const ADMIN: (&str, &str) = ("admin", "admin-password-1");
 /// given a Redis, MongoDB and Redis. Also returns the pair's name for
 /// assertion messages.
 fn gateway_with_admin(upstream: &Upstream, redis: Option<&Redis>) -> (Gateway, &'static str) {
-    let config = GatewayConfig::new(upstream).admin(ADMIN.0, ADMIN.1);
     match redis {
-        None => (Gateway::start(&config), "embedded+memory"),
+        None => {
+            let config = GatewayConfig::new(upstream).admin(ADMIN.0, ADMIN.1);
+            (Gateway::start(&config), "embedded+memory")
+        }
         Some(redis) => {
             let (uri, _) = Mongo::shared().fresh_database_uri();
-            let config = config.redis(redis).mongo(uri);
+            let config = GatewayConfig::shared(upstream, redis, &uri).admin(ADMIN.0, ADMIN.1);
             (Gateway::start(&config), "mongodb+redis")
         }
     }

@@ -28,7 +28,7 @@ impl Backends {
             Backends::EmbeddedMemory => GatewayConfig::new(upstream),
             Backends::MongoRedis(redis) => {
                 let (uri, _) = Mongo::shared().fresh_database_uri();
-                GatewayConfig::new(upstream).redis(redis).mongo(uri)
+                GatewayConfig::shared(upstream, redis, &uri)
             }
         }
     }
@@ -600,9 +600,7 @@ async fn locks_are_shared_by_instances_on_redis() {
     let redis = Redis::start();
     let (uri, _) = Mongo::shared().fresh_database_uri();
     let config = || {
-        GatewayConfig::new(&upstream)
-            .redis(&redis)
-            .mongo(uri.clone())
+        GatewayConfig::shared(&upstream, &redis, &uri)
             .oauth("  lockout: {max_failures: 2, lock_seconds: 30}\n")
     };
     let first = Gateway::start(&config());
@@ -718,7 +716,7 @@ async fn account_changes_revoke_every_token_of_the_user() {
     let upstream = Upstream::start().await;
     let redis = Redis::start();
     let (uri, _) = Mongo::shared().fresh_database_uri();
-    let gateway = Gateway::start(&GatewayConfig::new(&upstream).redis(&redis).mongo(uri));
+    let gateway = Gateway::start(&GatewayConfig::shared(&upstream, &redis, &uri));
     let session = signed_in(&gateway).await;
     let phone = gateway.login(&session.client_id, "jonas", "pass").await;
     let refresh = |token: &str| {
@@ -818,7 +816,7 @@ async fn sessions_survive_a_restart_and_the_loss_of_redis() {
     // MongoDB + Redis: Redis comes back empty; the refresh token still works.
     let mut redis = Redis::start();
     let (uri, _) = Mongo::shared().fresh_database_uri();
-    let gateway = Gateway::start(&GatewayConfig::new(&upstream).redis(&redis).mongo(uri));
+    let gateway = Gateway::start(&GatewayConfig::shared(&upstream, &redis, &uri));
     let session = signed_in(&gateway).await;
     redis.restart();
     let back = eventually(Duration::from_secs(2), || async {
@@ -867,12 +865,8 @@ async fn revocation_reaches_every_instance_on_the_next_request() {
     let upstream = Upstream::start().await;
     let redis = Redis::start();
     let (uri, _) = Mongo::shared().fresh_database_uri();
-    let first = Gateway::start(
-        &GatewayConfig::new(&upstream)
-            .redis(&redis)
-            .mongo(uri.clone()),
-    );
-    let second = Gateway::start(&GatewayConfig::new(&upstream).redis(&redis).mongo(uri));
+    let first = Gateway::start(&GatewayConfig::shared(&upstream, &redis, &uri));
+    let second = Gateway::start(&GatewayConfig::shared(&upstream, &redis, &uri));
     let session = signed_in(&first).await;
     assert_eq!(
         second.get_status("/x", &session.tokens.access_token).await,
