@@ -14,7 +14,7 @@ use portcullis::auth::{parse_bearer, sanitize_forwarded_headers, upgrade_connect
 use portcullis::oauth::form::Form;
 use portcullis::route::{Route, RouteTable};
 use portcullis::tokens::memory::MemoryTokens;
-use portcullis::tokens::{unix_now, AccessRecord, RawToken};
+use portcullis::tokens::{unix_now, AccessRecord, RawToken, TokenDigest};
 
 /// A token as the gateway issues it: 43 characters of base64url.
 const TOKEN: &str = "q3Yx0c2Vb7Kf8TQmW9pL4sZrH1uN6eJdA5gOyXiC0kE";
@@ -99,7 +99,7 @@ fn access_record(user: usize) -> AccessRecord {
 
 fn token_lookup(c: &mut Criterion) {
     c.bench_function("token/digest", |b| {
-        b.iter(|| RawToken::from_client(black_box(TOKEN)).digest())
+        b.iter(|| TokenDigest::of(black_box(TOKEN)))
     });
     // 10,000 live tokens, ours among them: what the gateway does between
     // parsing the header and forwarding.
@@ -109,10 +109,10 @@ fn token_lookup(c: &mut Criterion) {
     }
     store.save_access(RawToken::from_client(TOKEN).digest(), access_record(0));
     c.bench_function("token/digest_and_memory_lookup", |b| {
-        b.iter(|| store.find_access(&RawToken::from_client(black_box(TOKEN)).digest()))
+        b.iter(|| store.find_access(&TokenDigest::of(black_box(TOKEN))))
     });
     c.bench_function("token/digest_and_memory_miss", |b| {
-        b.iter(|| store.find_access(&RawToken::from_client(black_box("unknown-token")).digest()))
+        b.iter(|| store.find_access(&TokenDigest::of(black_box("unknown-token"))))
     });
 }
 

@@ -39,10 +39,11 @@ impl RouteTable {
 
     /// The route with the longest prefix that contains `path`, with its index.
     pub fn find(&self, path: &str) -> Option<(usize, &Route)> {
+        // Prefixes were normalized in `new`: no trimming per request.
         self.routes
             .iter()
             .enumerate()
-            .find(|(_, route)| path_has_prefix(path, &route.path_prefix))
+            .find(|(_, route)| path_has_trimmed_prefix(path, &route.path_prefix))
     }
 
     pub fn get(&self, index: usize) -> &Route {
@@ -57,8 +58,12 @@ impl RouteTable {
 /// True when `path` equals `prefix` or continues it at a `/` boundary.
 /// A prefix of `/` (or the empty string) contains every path.
 pub fn path_has_prefix(path: &str, prefix: &str) -> bool {
-    let prefix = prefix.trim_end_matches('/');
-    if prefix.is_empty() {
+    path_has_trimmed_prefix(path, prefix.trim_end_matches('/'))
+}
+
+/// [`path_has_prefix`] for a prefix without a trailing `/`, or `/` itself.
+fn path_has_trimmed_prefix(path: &str, prefix: &str) -> bool {
+    if prefix.is_empty() || prefix == "/" {
         return true;
     }
     match path.strip_prefix(prefix) {
