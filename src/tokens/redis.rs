@@ -163,15 +163,21 @@ impl RedisTokens {
         let mut connection = self.connection().await?;
         let list = client_tokens_key(client_id);
         let listed: Vec<String> = connection.smembers(&list).await.map_err(unavailable)?;
-        let mut keys: Vec<Vec<u8>> = listed
+        let keys: Vec<AccessKey> = listed
             .iter()
             .filter_map(|hex| TokenDigest::from_hex(hex))
-            .map(|digest| access_key(&digest).as_str().as_bytes().to_vec())
+            .map(|digest| access_key(&digest))
             .collect();
-        let count = keys.len();
-        keys.push(list.into_bytes());
-        connection.del::<_, ()>(keys).await.map_err(unavailable)?;
-        Ok(count)
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        if !keys.is_empty() {
+            pipe.del(&keys).ignore();
+        }
+        pipe.del(&list).ignore();
+        pipe.query_async::<()>(&mut connection)
+            .await
+            .map_err(unavailable)?;
+        Ok(keys.len())
     }
 
     pub async fn ping(&self) -> Result<(), TokenStoreError> {
