@@ -11,10 +11,12 @@ use std::sync::Arc;
 use anyhow::{anyhow, Context, Result};
 use pingora::listeners::tls::TlsSettings;
 use pingora::prelude::*;
-use pingora::proxy::http_proxy_service_with_name;
+use pingora::proxy::HttpProxy;
 use pingora::server::configuration::ServerConf;
+use pingora::services::listening::Service;
 
 use crate::config::{Config, StoreConfig, TokenConfig, Upstream};
+use crate::connection_guard::GuardedApp;
 use crate::gateway::{Gateway, ListenerRole};
 use crate::lockout::memory::MemoryLockout;
 use crate::lockout::redis::RedisLockout;
@@ -45,26 +47,9 @@ impl AppState {
     /// The client's address: the socket peer, or from `X-Forwarded-For`
     /// when the peer is a trusted proxy.
     pub fn client_address(&self, session: &pingora::proxy::Session) -> IpAddr {
-        let peer = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip())
-            .unwrap_or(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED));
-        // Every X-Forwarded-For line, in order: a trusted proxy may add a
-        // line rather than append to the client's. A line that is not text
-        // becomes an entry that stops the walk at the last trusted hop.
-        let lines: Vec<&str> = session
-            .req_header()
-            .headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .map(|v| v.to_str().unwrap_or("invalid"))
-            .collect();
-        let joined = lines.join(",");
-        let forwarded_for = (!lines.is_empty()).then_some(joined.as_str());
-        crate::client_address::client_address(
-            peer,
-            forwarded_for,
+        crate::client_address::client_address_of(
+            crate::gateway::peer_address(session),
+            &session.req_header().headers,
             &self.config.server.trusted_proxies,
         )
     }
@@ -268,6 +253,43 @@ pub fn build_state(config: Config) -> Result<AppState> {
     })
 }
 
+/// The gateway's proxy for one set of listeners, inside the connection
+/// guard (cap on connections, request-head deadline), with bounded HTTP/2.
+fn guarded_gateway_service(
+    server: &Server,
+    state: &Arc<AppState>,
+    role: ListenerRole,
+    name: &str,
+) -> Service<GuardedApp<HttpProxy<Gateway>>> {
+    let gateway = Gateway {
+        state: state.clone(),
+        role,
+    };
+    let mut proxy = pingora::proxy::http_proxy(&server.configuration, gateway);
+    proxy.h2_options = Some(http2_options(
+        state.config.server.http2_max_concurrent_streams,
+    ));
+    let guarded = GuardedApp::new(proxy, state.config.server.connection_limits);
+    let filter = guarded.filter();
+    let mut service = Service::new(name.to_string(), guarded);
+    service.set_connection_filter(filter);
+    service
+}
+
+/// HTTP/2 server settings: Pingora's bounded defaults (header list size),
+/// our stream cap, and h2's budgets for streams a client resets (rapid
+/// reset, CVE-2023-44487) or makes us reset (CVE-2025-8671), past which the
+/// connection is closed with ENHANCE_YOUR_CALM.
+fn http2_options(max_concurrent_streams: u32) -> pingora::protocols::http::v2::server::H2Options {
+    let mut options = pingora::protocols::http::v2::server::default_h2_options();
+    options
+        .max_concurrent_streams(max_concurrent_streams)
+        .max_pending_accept_reset_streams(20)
+        .max_concurrent_reset_streams(50)
+        .max_local_error_reset_streams(Some(256));
+    options
+}
+
 /// Starts the gateway. Returns only on a startup failure.
 pub fn serve(config: Config) -> Result<()> {
     check_addresses_free(&config)?;
@@ -292,14 +314,7 @@ pub fn serve(config: Config) -> Result<()> {
 
     let listeners = (config.http, config.https.clone(), config.metrics);
     let state = Arc::new(build_state(config)?);
-    let mut proxy = http_proxy_service_with_name(
-        &server.configuration,
-        Gateway {
-            state: state.clone(),
-            role: ListenerRole::Public,
-        },
-        "portcullis",
-    );
+    let mut proxy = guarded_gateway_service(&server, &state, ListenerRole::Public, "portcullis");
     if let Some(address) = listeners.0 {
         proxy.add_tcp(&address.to_string());
         tracing::info!(%address, "listening for HTTP");
@@ -324,12 +339,10 @@ pub fn serve(config: Config) -> Result<()> {
         },
     ));
     if let Some(address) = state.config.management.address {
-        let mut management = http_proxy_service_with_name(
-            &server.configuration,
-            Gateway {
-                state: state.clone(),
-                role: ListenerRole::Management,
-            },
+        let mut management = guarded_gateway_service(
+            &server,
+            &state,
+            ListenerRole::Management,
             "portcullis management",
         );
         management.add_tcp(&address.to_string());

@@ -90,9 +90,21 @@ pub fn is_identity_header(name: &str) -> bool {
         .any(|identity| folds_to(name, identity))
 }
 
+/// True for every header the gateway owns on the way upstream: identity,
+/// forwarding and request id (which it sets), and path overrides (which it
+/// never lets through). In any case and `_` spelling.
+pub fn is_gateway_owned_header(name: &str) -> bool {
+    use crate::forwarding::{FORWARDING_HEADERS, OVERRIDE_HEADERS};
+    [IDENTITY_HEADERS, FORWARDING_HEADERS, OVERRIDE_HEADERS]
+        .iter()
+        .flat_map(|table| table.iter())
+        .any(|owned| folds_to(name, owned))
+}
+
 /// Prepares client headers for the upstream, before identity is injected:
 ///
-/// 1. Every header whose name folds to an identity header is removed.
+/// 1. Every header whose name folds to one the gateway owns is removed
+///    ([`is_gateway_owned_header`]); the caller sets its own values.
 /// 2. Hop-by-hop headers named in `Connection` are removed, then
 ///    `Connection` itself (RFC 9110 §7.6.1); the caller puts back
 ///    `Connection: upgrade` alone when [`upgrade_connection_value`] says so. This
@@ -126,7 +138,7 @@ pub fn sanitize_forwarded_headers(
         remove.push(CONNECTION);
     }
     for name in headers.keys() {
-        if is_identity_header(name.as_str()) {
+        if is_gateway_owned_header(name.as_str()) {
             remove.push(name.clone());
         }
     }

@@ -142,6 +142,30 @@ pub fn client_address(
     last_trusted
 }
 
+/// [`client_address`] from a request's headers: every `X-Forwarded-For`
+/// line, in order, read only when the peer is trusted (a trusted proxy may
+/// add a line rather than append to the client's). A line that is not text
+/// becomes an entry that stops the walk at the last trusted hop.
+pub fn client_address_of(
+    peer: IpAddr,
+    headers: &http::HeaderMap,
+    trusted_proxies: &[IpNetwork],
+) -> IpAddr {
+    let peer = peer.to_canonical();
+    if !trusted_proxies.iter().any(|n| n.contains(peer)) {
+        // The common case costs no header lookup.
+        return peer;
+    }
+    let lines: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .map(|v| v.to_str().unwrap_or("invalid"))
+        .collect();
+    let joined = lines.join(",");
+    let forwarded_for = (!lines.is_empty()).then_some(joined.as_str());
+    client_address(peer, forwarded_for, trusted_proxies)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

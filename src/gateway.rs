@@ -1,28 +1,40 @@
 //! `impl ProxyHttp`: thin Pingora hooks that delegate.
 //!
-//! - `request_filter` decides: answer it here (OAuth endpoints, 401, 503,
-//!   404) and return `Ok(true)`, or let it through to an upstream.
+//! - `early_request_filter` stops the connection's head clock and takes the
+//!   request id.
+//! - `request_filter` decides, on the one reading of the request that
+//!   [`crate::request_target`] accepts: answer it here (400 for a target or
+//!   Host it refuses, OAuth endpoints, 401, 503, 404) and return `Ok(true)`,
+//!   or let it through to an upstream.
 //! - `upstream_peer` picks a server of the route's upstream (round robin).
-//! - `upstream_request_filter` strips client identity headers and injects
-//!   ours. It edits the upstream copy of the request, which Pingora makes
-//!   after `request_filter`, so nothing the client sent survives it.
+//! - `upstream_request_filter` writes exactly the checked target, strips
+//!   every header the gateway owns from the client's copy, and sets ours
+//!   (identity, forwarding, request id). It edits the upstream copy of the
+//!   request, which Pingora makes after `request_filter`, so nothing the
+//!   client sent survives it.
+//! - `response_filter` returns the request id to the client.
 //! - `logging` records metrics and the access log line for every request,
-//!   whoever answered it.
+//!   whoever answered it, and re-arms the connection's head clock.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use pingora::http::RequestHeader;
+use http::HeaderValue;
+use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
 use crate::app::AppState;
 use crate::auth;
+use crate::connection_guard;
+use crate::forwarding::{self, Hop};
 use crate::metrics;
 use crate::oauth;
+use crate::request_target::{self, CheckedTarget, TargetProblem};
 use crate::respond::{self, Reply};
-use crate::route::{path_is_canonical, Destination};
+use crate::route::{Ambiguous, Destination};
 use crate::tokens::{AccessRecord, TokenDigest};
 
 pub struct Gateway {
@@ -46,6 +58,33 @@ pub struct RequestContext {
     destination: Destination,
     /// Set once the bearer token checked out.
     identity: Option<AccessRecord>,
+    /// The client's or ours; see [`forwarding::request_id`].
+    request_id: HeaderValue,
+    /// The checked `path[?query]` when it differs from the target that came
+    /// in (normalized, or absolute-form made origin-form): what the
+    /// upstream receives. `None`: the target as it came.
+    rewritten_target: Option<String>,
+}
+
+impl RequestContext {
+    /// The path routing read: the checked one, or for a refused target the
+    /// raw one (for the access log), never with its query, which can carry
+    /// credentials.
+    fn path<'a>(&'a self, request: &'a RequestHeader) -> std::borrow::Cow<'a, str> {
+        let target = match &self.rewritten_target {
+            Some(target) => target.as_bytes(),
+            None => request.raw_path(),
+        };
+        let path = &target[..target
+            .iter()
+            .position(|&b| b == b'?')
+            .unwrap_or(target.len())];
+        String::from_utf8_lossy(path)
+    }
+
+    fn request_id(&self) -> &str {
+        self.request_id.to_str().unwrap_or("-")
+    }
 }
 
 /// Metric label for where a request went.
@@ -56,10 +95,63 @@ fn route_label(state: &AppState, destination: Destination) -> &str {
         Destination::IntrospectEndpoint => "oauth_introspect",
         Destination::MetadataEndpoint => "oauth_metadata",
         Destination::InvalidPath => "invalid_path",
+        Destination::AmbiguousPath => "ambiguous_path",
+        Destination::ServerOptions => "server_options",
         Destination::ManagementEndpoint => "oauth_management",
         Destination::ReservedPath => "oauth_other",
         Destination::NoRoute => "no_route",
         Destination::Proxy { route } => state.router.routes.get(route).path_prefix.as_str(),
+    }
+}
+
+/// The socket peer's address.
+pub fn peer_address(session: &Session) -> IpAddr {
+    session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip())
+        .unwrap_or(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED))
+}
+
+/// The request's `Host`, or HTTP/2 `:authority`, as checked in
+/// `request_filter`.
+fn request_host(request: &RequestHeader) -> Option<&str> {
+    match request.headers.get(http::header::HOST) {
+        Some(host) => host.to_str().ok(),
+        None => request.uri.authority().map(|a| a.as_str()),
+    }
+}
+
+/// Checks the request's Host and target: the one reading the gateway acts
+/// on, or the problem that refuses it.
+fn check_request(request: &RequestHeader) -> Result<CheckedTarget<'_>, TargetProblem> {
+    let mut hosts = request
+        .headers
+        .get_all(http::header::HOST)
+        .iter()
+        .map(HeaderValue::as_bytes);
+    let host = request_target::check_host(
+        &mut hosts,
+        request.uri.authority().map(|a| a.as_str()),
+        request.version == http::Version::HTTP_10,
+    )?;
+    request_target::check_target(
+        request.raw_path(),
+        request.method == http::Method::OPTIONS,
+        host,
+    )
+}
+
+/// `OPTIONS *` (RFC 9110 §9.3.7): a question about the server, answered by
+/// the gateway, since no route owns `*`.
+fn server_options() -> Reply {
+    Reply {
+        status: 204,
+        headers: vec![(
+            "allow",
+            "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS".into(),
+        )],
+        body: bytes::Bytes::new(),
     }
 }
 
@@ -101,6 +193,34 @@ impl Gateway {
             }
         }
     }
+
+    /// Where the request goes: its checked target routed, or why it is
+    /// refused (where it went for the metrics, and the 400). Sets the
+    /// context's rewritten target.
+    fn decide(
+        &self,
+        session: &Session,
+        ctx: &mut RequestContext,
+    ) -> Result<Destination, (Destination, Reply)> {
+        let checked = check_request(session.req_header()).map_err(|problem| {
+            let reply = Reply::error(400, "invalid_request", problem.description());
+            (Destination::InvalidPath, reply)
+        })?;
+        if checked == CheckedTarget::Asterisk {
+            return Ok(Destination::ServerOptions);
+        }
+        let routed = self.state.router.route(checked.path());
+        ctx.rewritten_target = checked.into_rewritten();
+        routed.map_err(|Ambiguous { reading }| {
+            tracing::debug!(%reading, "refused an ambiguous path");
+            let reply = Reply::error(
+                400,
+                "invalid_request",
+                "the path is ambiguous: some servers read it as a path with stricter access rules (for example without `;` parameters or trailing dots); send it in its plain form",
+            );
+            (Destination::AmbiguousPath, reply)
+        })
+    }
 }
 
 #[async_trait]
@@ -112,7 +232,19 @@ impl ProxyHttp for Gateway {
             started: Instant::now(),
             destination: Destination::NoRoute,
             identity: None,
+            request_id: HeaderValue::from_static("-"),
+            rewritten_target: None,
         }
+    }
+
+    async fn early_request_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestContext,
+    ) -> Result<()> {
+        connection_guard::head_complete(session);
+        ctx.request_id = forwarding::request_id(&session.req_header().headers);
+        Ok(())
     }
 
     async fn request_filter(
@@ -120,18 +252,14 @@ impl ProxyHttp for Gateway {
         session: &mut Session,
         ctx: &mut RequestContext,
     ) -> Result<bool> {
-        let path = session.req_header().uri.path();
-        if !path_is_canonical(path) {
-            let reply = Reply::error(
-                400,
-                "invalid_request",
-                "the path has dot segments, encoded slashes or empty segments; send it normalized",
-            );
-            ctx.destination = Destination::InvalidPath;
-            respond::send(session, reply).await?;
-            return Ok(true);
-        }
-        ctx.destination = self.state.router.classify(path);
+        ctx.destination = match self.decide(session, ctx) {
+            Ok(destination) => destination,
+            Err((destination, reply)) => {
+                ctx.destination = destination;
+                respond::send(session, reply, ctx.request_id()).await?;
+                return Ok(true);
+            }
+        };
         let reply = match ctx.destination {
             Destination::ManagementEndpoint if self.serves_management() => {
                 crate::management::handle(session, &self.state).await
@@ -139,6 +267,7 @@ impl ProxyHttp for Gateway {
             _ if self.role == ListenerRole::Management => {
                 respond::not_found("this listener serves management only")
             }
+            Destination::ServerOptions => server_options(),
             Destination::TokenEndpoint
             | Destination::RevokeEndpoint
             | Destination::IntrospectEndpoint
@@ -148,7 +277,7 @@ impl ProxyHttp for Gateway {
             Destination::ManagementEndpoint | Destination::ReservedPath => {
                 respond::not_found("no such OAuth endpoint")
             }
-            Destination::NoRoute | Destination::InvalidPath => {
+            Destination::NoRoute | Destination::InvalidPath | Destination::AmbiguousPath => {
                 respond::not_found("no route matches this path")
             }
             Destination::Proxy { route } => {
@@ -169,7 +298,7 @@ impl ProxyHttp for Gateway {
                 }
             }
         };
-        respond::send(session, reply).await?;
+        respond::send(session, reply, ctx.request_id()).await?;
         Ok(true)
     }
 
@@ -195,12 +324,21 @@ impl ProxyHttp for Gateway {
         let Destination::Proxy { route } = ctx.destination else {
             return Error::e_explain(InternalError, "not a proxied destination");
         };
+        let downstream = session.req_header();
+        // Exactly the target that was checked and routed on.
+        let checked = match &ctx.rewritten_target {
+            Some(target) => target.as_bytes(),
+            None => downstream.raw_path(),
+        };
+        if upstream_request.raw_path() != checked {
+            upstream_request.set_uri(origin_form_uri(&upstream_request.uri, checked)?);
+        }
         let keep_authorization = self.state.router.routes.get(route).forward_authorization;
         for name in auth::sanitize_forwarded_headers(&upstream_request.headers, keep_authorization)
         {
             upstream_request.remove_header(&name);
         }
-        if let Some(value) = auth::upgrade_connection_value(&session.req_header().headers) {
+        if let Some(value) = auth::upgrade_connection_value(&downstream.headers) {
             upstream_request.insert_header(http::header::CONNECTION, value)?;
         }
         if let Some(identity) = &ctx.identity {
@@ -214,6 +352,49 @@ impl ProxyHttp for Gateway {
                 upstream_request.insert_header("X-Scope", identity.scope.as_str())?;
             }
         }
+        let server = &self.state.config.server;
+        let peer = peer_address(session);
+        let peer_trusted = server
+            .trusted_proxies
+            .iter()
+            .any(|network| network.contains(peer));
+        let hop = Hop {
+            peer,
+            peer_trusted,
+            client: crate::client_address::client_address_of(
+                peer,
+                &downstream.headers,
+                &server.trusted_proxies,
+            ),
+            proto: if session.digest().is_some_and(|d| d.ssl_digest.is_some()) {
+                "https"
+            } else {
+                "http"
+            },
+            host: request_host(downstream),
+        };
+        let values =
+            forwarding::forwarding_values(&downstream.headers, &hop, server.forwarded_header);
+        upstream_request.insert_header("X-Forwarded-For", values.x_forwarded_for)?;
+        upstream_request.insert_header("X-Forwarded-Proto", values.x_forwarded_proto)?;
+        if let Some(host) = values.x_forwarded_host {
+            upstream_request.insert_header("X-Forwarded-Host", host)?;
+        }
+        if let Some(forwarded) = values.forwarded {
+            upstream_request.insert_header("Forwarded", forwarded)?;
+        }
+        upstream_request.insert_header("X-Real-IP", values.x_real_ip)?;
+        upstream_request.insert_header("X-Request-Id", ctx.request_id.clone())?;
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestContext,
+    ) -> Result<()> {
+        upstream_response.insert_header("X-Request-Id", ctx.request_id.clone())?;
         Ok(())
     }
 
@@ -221,7 +402,7 @@ impl ProxyHttp for Gateway {
         &self,
         session: &mut Session,
         error: &Error,
-        _ctx: &mut RequestContext,
+        ctx: &mut RequestContext,
     ) -> FailToProxy {
         let reply = match error.etype() {
             ErrorType::HTTPStatus(code) => Some(Reply::error(
@@ -254,7 +435,7 @@ impl ProxyHttp for Gateway {
         };
         let error_code = reply.as_ref().map_or(0, |r| r.status);
         if let Some(reply) = reply {
-            if let Err(write_error) = respond::send(session, reply).await {
+            if let Err(write_error) = respond::send(session, reply, ctx.request_id()).await {
                 tracing::debug!(%write_error, "could not write the error response");
             }
         }
@@ -270,29 +451,30 @@ impl ProxyHttp for Gateway {
         error: Option<&Error>,
         ctx: &mut RequestContext,
     ) {
+        connection_guard::request_done(session);
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let elapsed = ctx.started.elapsed();
         let route = route_label(&self.state, ctx.destination);
         metrics::request_done(route, status, elapsed.as_secs_f64());
         let request = session.req_header();
-        // The path without its query: queries can carry credentials.
         tracing::info!(
             target: "portcullis::access",
             method = %request.method,
-            path = request.uri.path(),
+            path = &*ctx.path(request),
             status,
             duration = %format_args!("{:.3}ms", elapsed.as_secs_f64() * 1000.0),
             route,
             user_id = ctx.identity.as_ref().and_then(|r| r.user_id.as_deref()).unwrap_or("-"),
+            request_id = ctx.request_id(),
             error = error.map(|e| e.etype().as_str()).unwrap_or("-"),
         );
     }
 
     /// Pingora's own error lines describe the request with this: the path
     /// only, as in the access log, since queries can carry credentials.
-    fn request_summary(&self, session: &Session, _ctx: &RequestContext) -> String {
+    fn request_summary(&self, session: &Session, ctx: &RequestContext) -> String {
         let request = session.req_header();
-        format!("{} {}", request.method, request.uri.path())
+        format!("{} {}", request.method, ctx.path(request))
     }
 
     fn suppress_error_log(&self, _session: &Session, _ctx: &RequestContext, error: &Error) -> bool {
@@ -300,4 +482,18 @@ impl ProxyHttp for Gateway {
         // 502; Pingora's own ERROR line would repeat it.
         matches!(error.esource(), ErrorSource::Upstream)
     }
+}
+
+/// `uri` with its path and query replaced by `target`, keeping an HTTP/2
+/// request's scheme and authority (Pingora sets the upstream `Host` from
+/// them).
+fn origin_form_uri(uri: &http::Uri, target: &[u8]) -> Result<http::Uri> {
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = uri.scheme().cloned();
+    parts.authority = uri.authority().cloned();
+    parts.path_and_query = Some(
+        http::uri::PathAndQuery::try_from(target)
+            .or_err(InternalError, "checked target is not a valid URI path")?,
+    );
+    http::Uri::from_parts(parts).or_err(InternalError, "checked target does not form a URI")
 }

@@ -1,7 +1,8 @@
 //! portcullis: an authenticating reverse-proxy gateway on Pingora.
 //!
 //! Reading order, following a request: `config` (what the operator wrote),
-//! `app` (wiring), `gateway` (the Pingora hooks), `route`, `auth`,
+//! `app` (wiring), `connection_guard`, `gateway` (the Pingora hooks),
+//! `request_target`, `route`, `auth`, `forwarding`,
 //! `tokens` (the hot path), then `oauth` (the authorization server),
 //! `accounts` and `store` (durable records), `lockout` and `password`
 //! (protection of the password grant), `respond`, `metrics`, `tls`, `cli`.
@@ -21,6 +22,10 @@ pub mod cli;
 pub mod client_address;
 /// `gateway.yaml`: file structs and the checked [`config::Config`].
 pub mod config;
+/// The cap on client connections and the request-head deadline.
+pub mod connection_guard;
+/// X-Forwarded-*, Forwarded and X-Request-Id for the upstream (pure).
+pub mod forwarding;
 /// The Pingora hooks.
 pub mod gateway;
 /// Brute-force lockout of the password grant, shared by all instances.
@@ -39,6 +44,8 @@ pub mod oauth;
 pub mod password;
 /// The lazily made, bounded, self-healing Redis connection.
 pub mod redis_connection;
+/// Request-target and Host checks, path normalization (pure).
+pub mod request_target;
 /// The one writer of responses the gateway makes itself.
 pub mod respond;
 /// Path → endpoint or upstream route (pure).

@@ -7,8 +7,8 @@
 
 use once_cell::sync::Lazy;
 use prometheus::{
-    register_histogram_vec, register_int_counter_vec, register_int_gauge, HistogramVec,
-    IntCounterVec, IntGauge,
+    register_histogram_vec, register_int_counter, register_int_counter_vec, register_int_gauge,
+    HistogramVec, IntCounter, IntCounterVec, IntGauge,
 };
 
 static REQUESTS: Lazy<IntCounterVec> = Lazy::new(|| {
@@ -65,6 +65,30 @@ static TOKEN_STORE_UP: Lazy<IntGauge> = Lazy::new(|| {
     .expect("metric registers once")
 });
 
+static CLIENT_CONNECTIONS: Lazy<IntGauge> = Lazy::new(|| {
+    register_int_gauge!(
+        "portcullis_client_connections",
+        "Client connections open now, on every listener."
+    )
+    .expect("metric registers once")
+});
+
+static CONNECTIONS_REFUSED: Lazy<IntCounter> = Lazy::new(|| {
+    register_int_counter!(
+        "portcullis_connections_refused_total",
+        "Client connections closed at once because server.max_connections were open."
+    )
+    .expect("metric registers once")
+});
+
+static REQUEST_HEAD_TIMEOUTS: Lazy<IntCounter> = Lazy::new(|| {
+    register_int_counter!(
+        "portcullis_request_head_timeouts_total",
+        "Client connections closed because a request head did not arrive within server.request_head_timeout_seconds."
+    )
+    .expect("metric registers once")
+});
+
 /// Registers every metric so each appears (at zero) from the first scrape.
 pub fn register_all() {
     Lazy::force(&REQUESTS);
@@ -72,6 +96,9 @@ pub fn register_all() {
     Lazy::force(&AUTH_FAILURES);
     Lazy::force(&TOKENS_ISSUED);
     Lazy::force(&TOKENS_REVOKED);
+    Lazy::force(&CLIENT_CONNECTIONS);
+    Lazy::force(&CONNECTIONS_REFUSED);
+    Lazy::force(&REQUEST_HEAD_TIMEOUTS);
     TOKEN_STORE_UP.set(1);
 }
 
@@ -99,6 +126,22 @@ pub fn token_revoked(kind: &str) {
 
 pub fn token_store_up(up: bool) {
     TOKEN_STORE_UP.set(i64::from(up));
+}
+
+pub fn connection_opened() {
+    CLIENT_CONNECTIONS.inc();
+}
+
+pub fn connection_closed() {
+    CLIENT_CONNECTIONS.dec();
+}
+
+pub fn connection_refused() {
+    CONNECTIONS_REFUSED.inc();
+}
+
+pub fn request_head_timeout() {
+    REQUEST_HEAD_TIMEOUTS.inc();
 }
 
 fn itoa_buffer() -> [u8; 3] {

@@ -139,8 +139,31 @@ pub fn not_found(description: &str) -> Reply {
     Reply::error(404, "not_found", description)
 }
 
-/// Writes `reply` as the whole response.
-pub async fn send(session: &mut Session, reply: Reply) -> pingora::Result<()> {
+impl Reply {
+    /// The reply as sent for request `request_id`: with an `X-Request-Id`
+    /// header, and the id in the body of an error (the
+    /// `{"error": …}` shape of [`Reply::error`]), so that a client's report
+    /// of a failure names its log line. A checked request id has no
+    /// character that needs escaping in JSON.
+    pub fn for_request(mut self, request_id: &str) -> Reply {
+        const ERROR_OPENING: &[u8] = b"{\"error\":";
+        let is_error = self.body.starts_with(ERROR_OPENING)
+            && self.header("content-type") == Some("application/json");
+        if is_error && crate::forwarding::is_valid_request_id(request_id.as_bytes()) {
+            let mut body = Vec::with_capacity(self.body.len() + request_id.len() + 16);
+            body.extend_from_slice(&self.body[..self.body.len() - 1]);
+            body.extend_from_slice(b",\"request_id\":\"");
+            body.extend_from_slice(request_id.as_bytes());
+            body.extend_from_slice(b"\"}");
+            self.body = Bytes::from(body);
+        }
+        self.with_header("x-request-id", request_id)
+    }
+}
+
+/// Writes `reply` as the whole response to request `request_id`.
+pub async fn send(session: &mut Session, reply: Reply, request_id: &str) -> pingora::Result<()> {
+    let reply = reply.for_request(request_id);
     let mut header = ResponseHeader::build(reply.status, Some(reply.headers.len() + 2))?;
     for (name, value) in &reply.headers {
         header.insert_header(*name, value.as_str())?;
@@ -186,6 +209,20 @@ mod tests {
         let body: serde_json::Value = serde_json::from_slice(&unknown.body).unwrap();
         assert_eq!(body["error"], "invalid_token");
         assert_eq!(unknown.header("content-type"), Some("application/json"));
+    }
+
+    #[test]
+    fn errors_name_their_request() {
+        let reply = not_found("nothing here").for_request("req-1");
+        assert_eq!(reply.header("x-request-id"), Some("req-1"));
+        let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+        assert_eq!(body["error"], "not_found");
+        assert_eq!(body["error_description"], "nothing here");
+        assert_eq!(body["request_id"], "req-1");
+
+        let success = Reply::json(200, &serde_json::json!({"ok": true})).for_request("req-2");
+        assert_eq!(&success.body[..], br#"{"ok":true}"#);
+        assert_eq!(success.header("x-request-id"), Some("req-2"));
     }
 
     #[test]

@@ -3,6 +3,23 @@
 //! Routes match by longest path prefix on segment boundaries: `/api` matches
 //! `/api` and `/api/users` but not `/apiary`. The table is sorted once at
 //! startup so a lookup is one scan that stops at the first hit.
+//!
+//! The path routed on is the normalized one of [`crate::request_target`].
+//! Two more rules keep the route the upstream's route too:
+//!
+//! - **Case.** A route matches without regard to ASCII case (`/ADMIN/x` is
+//!   under `/admin`), because Express, ASP.NET and others route that way.
+//!   `case_sensitive: true` on a route says its upstream tells `/Admin` from
+//!   `/admin`; it then matches exact case only.
+//! - **The strictest reading.** Some upstreams read a path more loosely than
+//!   its bytes: Tomcat and Spring drop `;params` from segments
+//!   (`/admin;x/users` is `/admin/users`), Windows servers drop trailing dots
+//!   and spaces (`/admin./users`). When such a reading lands on a route that
+//!   asks for more (a token, or scopes the literal route does not ask for),
+//!   or on the gateway's own endpoints, the request is refused
+//!   ([`Ambiguous`]) rather than forwarded under the weaker rules.
+
+use std::borrow::Cow;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
@@ -13,6 +30,28 @@ pub struct Route {
     pub public: bool,
     /// All of these scopes, or 403.
     pub required_scopes: Vec<String>,
+    /// Match the prefix by exact case only.
+    pub case_sensitive: bool,
+}
+
+impl Route {
+    /// True when `other` demands something of a request that `self` does
+    /// not: a token where `self` is public, or a scope `self` does not
+    /// require.
+    pub fn is_weaker_than(&self, other: &Route) -> bool {
+        if other.public {
+            return false;
+        }
+        self.public
+            || other
+                .required_scopes
+                .iter()
+                .any(|scope| !self.required_scopes.contains(scope))
+    }
+
+    fn contains(&self, path: &str) -> bool {
+        prefix_contains(path, &self.path_prefix, self.case_sensitive)
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -43,7 +82,7 @@ impl RouteTable {
         self.routes
             .iter()
             .enumerate()
-            .find(|(_, route)| path_has_trimmed_prefix(path, &route.path_prefix))
+            .find(|(_, route)| route.contains(path))
     }
 
     pub fn get(&self, index: usize) -> &Route {
@@ -56,52 +95,103 @@ impl RouteTable {
 }
 
 /// True when `path` equals `prefix` or continues it at a `/` boundary.
-/// A prefix of `/` (or the empty string) contains every path.
+/// A prefix of `/` (or the empty string) contains every path. Exact case.
 pub fn path_has_prefix(path: &str, prefix: &str) -> bool {
-    path_has_trimmed_prefix(path, prefix.trim_end_matches('/'))
+    prefix_contains(path, prefix.trim_end_matches('/'), true)
 }
 
-/// [`path_has_prefix`] for a prefix without a trailing `/`, or `/` itself.
-fn path_has_trimmed_prefix(path: &str, prefix: &str) -> bool {
+/// [`path_has_prefix`] for a prefix without a trailing `/`, or `/` itself,
+/// folding ASCII case unless `case_sensitive`.
+fn prefix_contains(path: &str, prefix: &str, case_sensitive: bool) -> bool {
     if prefix.is_empty() || prefix == "/" {
         return true;
     }
-    match path.strip_prefix(prefix) {
-        Some(rest) => rest.is_empty() || rest.starts_with('/'),
-        None => false,
+    let (Some(head), Some(rest)) = (path.get(..prefix.len()), path.get(prefix.len()..)) else {
+        return false;
+    };
+    let same = if case_sensitive {
+        head == prefix
+    } else {
+        head.eq_ignore_ascii_case(prefix)
+    };
+    same && (rest.is_empty() || rest.starts_with('/'))
+}
+
+/// The looser readings of `path` that some upstreams apply (see the module
+/// comment), each differing from `path`. Empty for the common path, which
+/// has no `;` and no segment ending in `.` or an encoded space: no
+/// allocation then.
+pub fn looser_readings(path: &str) -> Vec<String> {
+    let has_params = path.contains(';') || contains_ignore_case(path, "%3B");
+    let has_trailing = path
+        .split('/')
+        .any(|segment| segment.ends_with('.') || segment.ends_with("%20"));
+    if !has_params && !has_trailing {
+        return Vec::new();
+    }
+    let mut readings: Vec<String> = Vec::new();
+    let mut add = |reading: String| {
+        if reading != path && !readings.contains(&reading) {
+            readings.push(reading);
+        }
+    };
+    let without_params = if has_params {
+        rebuild(path, drop_params)
+    } else {
+        Cow::Borrowed(path)
+    };
+    add(without_params.to_string());
+    add(rebuild(path, drop_trailing_dots_and_spaces).into_owned());
+    add(rebuild(&without_params, drop_trailing_dots_and_spaces).into_owned());
+    readings
+}
+
+fn contains_ignore_case(text: &str, needle: &str) -> bool {
+    text.as_bytes()
+        .windows(needle.len())
+        .any(|window| window.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
+/// `segment;params` → `segment` (`;` raw or as `%3B`).
+fn drop_params(segment: &str) -> &str {
+    let raw = segment.find(';').unwrap_or(segment.len());
+    let encoded = segment
+        .as_bytes()
+        .windows(3)
+        .position(|w| w.eq_ignore_ascii_case(b"%3B"))
+        .unwrap_or(segment.len());
+    &segment[..raw.min(encoded)]
+}
+
+/// `admin.` or `admin%20` → `admin`.
+fn drop_trailing_dots_and_spaces(mut segment: &str) -> &str {
+    loop {
+        if let Some(rest) = segment.strip_suffix('.') {
+            segment = rest;
+        } else if let Some(rest) = segment.strip_suffix("%20") {
+            segment = rest;
+        } else {
+            return segment;
+        }
     }
 }
 
-/// True when `path` has one meaning for us and for any upstream: no dot
-/// segments, no encoded `.`, `/` or `\\`, no backslash, no empty segment.
-/// A path that an upstream could normalise differently from us (say
-/// `/public/../admin`) could otherwise ride a public route past
-/// authentication, so the gateway refuses it rather than guessing.
-pub fn path_is_canonical(path: &str) -> bool {
-    if !path.starts_with('/') || path.contains('\\') || path.contains("//") {
-        return false;
+/// `path` with `edit` applied to every segment, and segments it empties
+/// dropped, as the servers that apply such readings do.
+fn rebuild<'a>(path: &'a str, edit: fn(&str) -> &str) -> Cow<'a, str> {
+    let mut out = String::with_capacity(path.len());
+    let trailing_slash = path.len() > 1 && path.ends_with('/');
+    for segment in path.split('/').filter(|s| !s.is_empty()) {
+        let segment = edit(segment);
+        if !segment.is_empty() {
+            out.push('/');
+            out.push_str(segment);
+        }
     }
-    // Percent-encoded dot, slash, backslash or NUL, in either case. One
-    // pass: this runs on every request.
-    let bytes = path.as_bytes();
-    let encoded_separator = bytes.iter().enumerate().any(|(at, &byte)| {
-        byte == b'%'
-            && matches!(
-                (
-                    bytes.get(at + 1),
-                    bytes.get(at + 2).map(u8::to_ascii_lowercase)
-                ),
-                (Some(b'2'), Some(b'e' | b'f'))
-                    | (Some(b'5'), Some(b'c'))
-                    | (Some(b'0'), Some(b'0'))
-            )
-    });
-    if encoded_separator {
-        return false;
+    if out.is_empty() || trailing_slash {
+        out.push('/');
     }
-    !path
-        .split('/')
-        .any(|segment| segment == "." || segment == "..")
+    Cow::Owned(out)
 }
 
 /// Where the gateway sends a request: answered by portcullis itself, or
@@ -120,8 +210,19 @@ pub enum Destination {
         route: usize,
     },
     NoRoute,
-    /// Refused before routing: see [`path_is_canonical`].
+    /// Refused before routing: see [`crate::request_target`].
     InvalidPath,
+    /// A looser reading of the path lands on a stricter route: refused.
+    AmbiguousPath,
+    /// `OPTIONS *`, answered by the gateway.
+    ServerOptions,
+}
+
+/// A looser reading of the path that some upstreams apply lands somewhere
+/// stricter than the literal path: this reading, for the 400's description.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ambiguous {
+    pub reading: String,
 }
 
 /// Everything needed to classify a path, built once from the configuration.
@@ -140,11 +241,38 @@ pub struct Router {
 pub const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
 
 impl Router {
+    /// Where `path` (normalized) goes, after checking that no looser
+    /// reading of it lands somewhere stricter.
+    pub fn route(&self, path: &str) -> Result<Destination, Ambiguous> {
+        let literal = self.classify(path);
+        let Destination::Proxy { route } = literal else {
+            // Answered by the gateway, or 404: nothing is forwarded.
+            return Ok(literal);
+        };
+        let literal_route = self.routes.get(route);
+        for reading in looser_readings(path) {
+            let stricter = match self.classify(&reading) {
+                Destination::Proxy { route: other } => {
+                    literal_route.is_weaker_than(self.routes.get(other))
+                }
+                Destination::NoRoute => false,
+                _ => true,
+            };
+            if stricter {
+                return Err(Ambiguous { reading });
+            }
+        }
+        Ok(literal)
+    }
+
+    /// Where `path` goes on its literal reading.
     pub fn classify(&self, path: &str) -> Destination {
         if self.metadata && path == METADATA_PATH {
             return Destination::MetadataEndpoint;
         }
-        if path_has_prefix(path, &self.oauth_prefix) {
+        // The OAuth prefix is ours in every case: `/OAUTH/x` is never
+        // forwarded either.
+        if prefix_contains(path, self.oauth_prefix.trim_end_matches('/'), false) {
             let endpoints = [
                 (&self.token_path, Destination::TokenEndpoint),
                 (&self.revoke_path, Destination::RevokeEndpoint),
@@ -180,6 +308,148 @@ mod tests {
             forward_authorization: false,
             public: false,
             required_scopes: Vec::new(),
+            case_sensitive: false,
+        }
+    }
+
+    fn public(prefix: &str, upstream: usize) -> Route {
+        Route {
+            public: true,
+            ..route(prefix, upstream)
+        }
+    }
+
+    fn scoped(prefix: &str, upstream: usize, scopes: &[&str]) -> Route {
+        Route {
+            required_scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            ..route(prefix, upstream)
+        }
+    }
+
+    fn router(routes: Vec<Route>) -> Router {
+        Router {
+            oauth_prefix: "/oauth".into(),
+            token_path: Some("/oauth/token".into()),
+            revoke_path: Some("/oauth/revoke".into()),
+            introspect_path: Some("/oauth/introspect".into()),
+            metadata: true,
+            management_path: Some("/oauth/management".into()),
+            routes: RouteTable::new(routes),
+        }
+    }
+
+    /// The upstream index the request is forwarded to, or what it is
+    /// answered with instead.
+    fn outcome(router: &Router, path: &str) -> String {
+        match router.route(path) {
+            Ok(Destination::Proxy { route }) => {
+                format!("upstream {}", router.routes.get(route).upstream)
+            }
+            Ok(other) => format!("{other:?}"),
+            Err(Ambiguous { reading }) => format!("ambiguous {reading}"),
+        }
+    }
+
+    #[test]
+    fn routes_match_without_regard_to_case_unless_told() {
+        let mut exact = route("/Exact", 3);
+        exact.case_sensitive = true;
+        let table = RouteTable::new(vec![public("/", 0), route("/admin", 1), exact]);
+        let cases = [
+            ("/admin/users", Some(1)),
+            ("/ADMIN/users", Some(1)),
+            ("/Admin", Some(1)),
+            ("/adminx", Some(0)),
+            ("/Exact/x", Some(3)),
+            ("/exact/x", Some(0)),
+            ("/EXACT", Some(0)),
+        ];
+        for (path, expected) in cases {
+            assert_eq!(
+                table.find(path).map(|(_, r)| r.upstream),
+                expected,
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn looser_readings_of_paths() {
+        let cases: &[(&str, &[&str])] = &[
+            ("/admin/users", &[]),
+            ("/a.b/c", &[]),
+            ("/admin;x/users", &["/admin/users"]),
+            ("/admin;jsessionid=1", &["/admin"]),
+            ("/admin%3Bx/users", &["/admin/users"]),
+            ("/admin%3bx/users", &["/admin/users"]),
+            ("/;x/admin", &["/admin"]),
+            ("/admin./users", &["/admin/users"]),
+            ("/admin%20/users", &["/admin/users"]),
+            ("/admin.%20./x/", &["/admin/x/"]),
+            ("/admin.;x/users", &["/admin./users", "/admin/users"]),
+            ("/...", &["/"]),
+        ];
+        for (path, expected) in cases {
+            assert_eq!(looser_readings(path), *expected, "{path}");
+        }
+    }
+
+    #[test]
+    fn the_strictest_reading_decides() {
+        let router = router(vec![
+            public("/", 0),
+            route("/admin", 1),
+            scoped("/reports", 2, &["reports:read"]),
+            scoped("/reports/all", 2, &["reports:read", "reports:all"]),
+            public("/shop", 3),
+            public("/shop/cart", 4),
+        ]);
+        let cases = [
+            ("/admin/users", "upstream 1"),
+            ("/ADMIN/users", "upstream 1"),
+            ("/public/page", "upstream 0"),
+            // Tomcat's reading of ;params, IIS's of trailing dots.
+            ("/admin;x/users", "ambiguous /admin/users"),
+            ("/admin%3Bx/users", "ambiguous /admin/users"),
+            ("/admin./users", "ambiguous /admin/users"),
+            ("/admin%20/users", "ambiguous /admin/users"),
+            ("/;x/admin", "ambiguous /admin"),
+            // The gateway's own endpoints under a looser reading.
+            ("/oauth;x/token", "ambiguous /oauth/token"),
+            // Under a route that asks for as much: forwarded.
+            ("/admin/users;v=2", "upstream 1"),
+            ("/admin/report.", "upstream 1"),
+            ("/shop;x/cart", "upstream 0"),
+            // More scopes under the looser reading.
+            ("/reports/all;x", "ambiguous /reports/all"),
+            ("/reports;x", "ambiguous /reports"),
+            ("/reports;x/all", "ambiguous /reports/all"),
+            // Nothing forwarded: nothing to decide.
+            ("/oauth/unknown", "ReservedPath"),
+        ];
+        for (path, expected) in cases {
+            assert_eq!(outcome(&router, path), expected, "{path}");
+        }
+    }
+
+    #[test]
+    fn weaker_routes() {
+        let cases = [
+            (public("/", 0), route("/a", 0), true),
+            (route("/", 0), public("/a", 0), false),
+            (route("/", 0), route("/a", 0), false),
+            (scoped("/", 0, &["a"]), scoped("/a", 0, &["a", "b"]), true),
+            (scoped("/", 0, &["a", "b"]), scoped("/a", 0, &["b"]), false),
+            (public("/", 0), public("/a", 1), false),
+        ];
+        for (literal, other, expected) in cases {
+            assert_eq!(
+                literal.is_weaker_than(&other),
+                expected,
+                "{} vs {}",
+                literal.path_prefix,
+                other.path_prefix
+            );
         }
     }
 
@@ -202,37 +472,6 @@ mod tests {
                 expected,
                 "{path} under {prefix}"
             );
-        }
-    }
-
-    #[test]
-    fn ambiguous_paths_are_not_canonical() {
-        let cases = [
-            ("/", true),
-            ("/api/users", true),
-            ("/api/users/", true),
-            ("/a.b/c..d/.e", true),
-            ("/api/%20x", true),
-            ("/public/../admin", false),
-            ("/public/./admin", false),
-            ("/public/..", false),
-            ("/public/%2e%2e/admin", false),
-            ("/public%2Fadmin", false),
-            ("/public%5cadmin", false),
-            ("/public\\admin", false),
-            ("//admin", false),
-            ("/a//b", false),
-            ("/a%00", false),
-            ("/public/%2E%2E/admin", false),
-            ("/public%5Cadmin", false),
-            ("/a%2", true),
-            ("/a%", true),
-            ("/a%25%32%65", true),
-            ("*", false),
-            ("", false),
-        ];
-        for (path, expected) in cases {
-            assert_eq!(path_is_canonical(path), expected, "{path}");
         }
     }
 
@@ -296,6 +535,8 @@ mod tests {
             ("/oauth", Destination::ReservedPath),
             ("/oauth/anything", Destination::ReservedPath),
             ("/oauthx", Destination::Proxy { route: 0 }),
+            ("/OAUTH/token", Destination::ReservedPath),
+            ("/OAuth", Destination::ReservedPath),
             ("/data", Destination::Proxy { route: 0 }),
         ];
         for (path, expected) in cases {

@@ -133,6 +133,11 @@ pub struct FileRoute {
     /// `insufficient_scope`.
     #[serde(default)]
     pub required_scopes: Vec<String>,
+    /// The upstream tells `/Admin` from `/admin`: match this route's prefix
+    /// by exact case. Off by default, because many upstreams (Express,
+    /// ASP.NET) route without regard to case.
+    #[serde(default)]
+    pub case_sensitive: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -284,6 +289,15 @@ pub struct FileServer {
     /// Proxies (addresses or CIDR networks) whose `X-Forwarded-For` is
     /// believed when finding a client's address. Empty: the socket peer.
     pub trusted_proxies: Vec<String>,
+    /// Client connections open at once, per listener; past it new ones are
+    /// closed at once and open ones keep being served.
+    pub max_connections: usize,
+    /// Seconds a client has to send a whole request head.
+    pub request_head_timeout_seconds: u64,
+    /// Streams an HTTP/2 client may have open at once.
+    pub http2_max_concurrent_streams: u32,
+    /// Also send RFC 7239 `Forwarded` upstream, beside `X-Forwarded-*`.
+    pub forwarded_header: bool,
 }
 
 impl Default for FileServer {
@@ -294,6 +308,10 @@ impl Default for FileServer {
             shutdown_timeout_seconds: 2,
             max_token_request_bytes: 8 * 1024,
             trusted_proxies: Vec::new(),
+            max_connections: 10_000,
+            request_head_timeout_seconds: 15,
+            http2_max_concurrent_streams: 100,
+            forwarded_header: true,
         }
     }
 }

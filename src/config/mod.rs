@@ -140,6 +140,9 @@ pub struct ServerConfig {
     pub shutdown_timeout_seconds: u64,
     pub max_token_request_bytes: usize,
     pub trusted_proxies: Vec<crate::client_address::IpNetwork>,
+    pub connection_limits: crate::connection_guard::ConnectionLimits,
+    pub http2_max_concurrent_streams: u32,
+    pub forwarded_header: bool,
 }
 
 /// `scheme://user:password@host/…` → `scheme://***@host/…`: URIs carry

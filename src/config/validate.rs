@@ -42,6 +42,28 @@ fn check_path(problems: &mut Problems, yaml_path: &str, value: &str) {
     }
 }
 
+/// A route prefix is matched against normalized paths, so it must be one
+/// itself, and made of characters that mean the same encoded or not:
+/// letters, digits, `-`, `.`, `_`, `~` and `/`.
+fn check_route_prefix(problems: &mut Problems, yaml_path: &str, prefix: &str) {
+    if !prefix.starts_with('/') {
+        return; // check_path said so.
+    }
+    let plain = prefix
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/'));
+    let normal = matches!(
+        crate::request_target::normalize_path(prefix.as_bytes(), None),
+        Ok(false)
+    );
+    if !plain || !normal {
+        problems.add(
+            yaml_path,
+            format!("`{prefix}` must be a plain path: letters, digits, `-`, `.`, `_`, `~` between single slashes, without `.` or `..` segments"),
+        );
+    }
+}
+
 impl FileConfig {
     /// Checks every section and reports every problem at once, each with
     /// its YAML path: an operator fixes the file in one pass.
@@ -304,11 +326,17 @@ fn check_routes(
             );
             continue;
         };
+        check_route_prefix(problems, &format!("{path}.path_prefix"), &route.path_prefix);
         let normalized = |p: &str| p.trim_end_matches('/').to_string();
-        if routes
-            .iter()
-            .any(|r: &Route| normalized(&r.path_prefix) == normalized(&route.path_prefix))
-        {
+        let same_prefix = |r: &Route| {
+            let (a, b) = (normalized(&r.path_prefix), normalized(&route.path_prefix));
+            if r.case_sensitive && route.case_sensitive {
+                a == b
+            } else {
+                a.eq_ignore_ascii_case(&b)
+            }
+        };
+        if routes.iter().any(same_prefix) {
             problems.add(
                 format!("{path}.path_prefix"),
                 format!("`{}` is listed twice", route.path_prefix),
@@ -338,6 +366,7 @@ fn check_routes(
             forward_authorization: route.forward_authorization,
             public: route.public,
             required_scopes: route.required_scopes,
+            case_sensitive: route.case_sensitive,
         });
     }
 
@@ -454,12 +483,30 @@ fn check_server(problems: &mut Problems, server: FileServer) -> ServerConfig {
             "must be at least 256 bytes",
         );
     }
+    if server.max_connections == 0 {
+        problems.add("server.max_connections", "must be at least 1");
+    }
+    if server.request_head_timeout_seconds == 0 {
+        problems.add(
+            "server.request_head_timeout_seconds",
+            "must be at least 1 second",
+        );
+    }
+    if server.http2_max_concurrent_streams == 0 {
+        problems.add("server.http2_max_concurrent_streams", "must be at least 1");
+    }
     ServerConfig {
         threads: server.threads,
         grace_period_seconds: server.grace_period_seconds,
         shutdown_timeout_seconds: server.shutdown_timeout_seconds,
         max_token_request_bytes: server.max_token_request_bytes,
         trusted_proxies,
+        connection_limits: crate::connection_guard::ConnectionLimits {
+            max_connections: server.max_connections,
+            request_head_timeout: Duration::from_secs(server.request_head_timeout_seconds),
+        },
+        http2_max_concurrent_streams: server.http2_max_concurrent_streams,
+        forwarded_header: server.forwarded_header,
     }
 }
 
