@@ -11,8 +11,10 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, SamplingM
 use http::{HeaderMap, HeaderValue};
 use pingora::http::RequestHeader;
 use portcullis::auth::{parse_bearer, sanitize_forwarded_headers, upgrade_connection_value};
+use portcullis::forwarding::{forwarding_values, request_id, Hop};
 use portcullis::oauth::form::Form;
-use portcullis::route::{Route, RouteTable};
+use portcullis::request_target::check_target;
+use portcullis::route::{looser_readings, Route, RouteTable};
 use portcullis::tokens::memory::MemoryTokens;
 use portcullis::tokens::{unix_now, AccessRecord, RawToken, TokenDigest};
 
@@ -61,6 +63,7 @@ fn hundred_routes() -> RouteTable {
             forward_authorization: false,
             public: i % 10 == 0,
             required_scopes: Vec::new(),
+            case_sensitive: false,
         })
         .collect();
     routes.push(Route {
@@ -69,6 +72,7 @@ fn hundred_routes() -> RouteTable {
         forward_authorization: false,
         public: false,
         required_scopes: Vec::new(),
+        case_sensitive: false,
     });
     RouteTable::new(routes)
 }
@@ -84,6 +88,52 @@ fn route_matching(c: &mut Criterion) {
     ] {
         c.bench_function(name, |b| b.iter(|| table.find(black_box(path))));
     }
+}
+
+/// The one reading of a request (`crate::request_target`): what every
+/// request pays before routing. A clean target is one pass, no allocation;
+/// a normalized one allocates its rewritten copy.
+fn target_checks(c: &mut Criterion) {
+    for (name, target) in [
+        (
+            "target/clean",
+            &b"/service-42/v1/items/42?limit=10&offset=20"[..],
+        ),
+        ("target/normalized", b"/service-42/v1/%69tems/42?limit=10"),
+        (
+            "target/absolute_form",
+            b"http://api.example.com/service-42/v1/items/42",
+        ),
+    ] {
+        c.bench_function(name, |b| {
+            b.iter(|| check_target(black_box(target), false, Some("api.example.com")))
+        });
+    }
+    // The strictest-reading check on a path with nothing to read loosely.
+    c.bench_function("target/looser_readings_clean", |b| {
+        b.iter(|| looser_readings(black_box("/service-42/v1/items/42")))
+    });
+    c.bench_function("target/looser_readings_params", |b| {
+        b.iter(|| looser_readings(black_box("/service-42;v=1/v1/items/42")))
+    });
+}
+
+/// The forwarding headers and the request id, per proxied request.
+fn forwarding(c: &mut Criterion) {
+    let headers = client_headers(&[]);
+    let hop = Hop {
+        peer: "203.0.113.7".parse().unwrap(),
+        peer_trusted: false,
+        client: "203.0.113.7".parse().unwrap(),
+        proto: "https",
+        host: Some("api.example.com"),
+    };
+    c.bench_function("forwarding/values", |b| {
+        b.iter(|| forwarding_values(black_box(&headers), &hop, true))
+    });
+    c.bench_function("forwarding/new_request_id", |b| {
+        b.iter(|| request_id(black_box(&headers)))
+    });
 }
 
 fn access_record(user: usize) -> AccessRecord {
@@ -190,6 +240,8 @@ criterion_group!(
     benches,
     bearer_parsing,
     route_matching,
+    target_checks,
+    forwarding,
     token_lookup,
     identity_headers,
     token_form,

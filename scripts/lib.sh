@@ -7,6 +7,10 @@ PORTCULLIS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # MongoDB 6.0.5 server binary. .tools/ is git-ignored.
 PORTCULLIS_MONGO_TOOLS="$PORTCULLIS_ROOT/.tools/mongo"
 PORTCULLIS_MONGOD="$PORTCULLIS_MONGO_TOOLS/fiftyone/db/bin/mongod"
+# Where the differential tests' upstream frameworks go: Flask, gunicorn,
+# Starlette and uvicorn (pip --target), and Express (npm --prefix).
+PORTCULLIS_PYTHON_TOOLS="$PORTCULLIS_ROOT/.tools/python"
+PORTCULLIS_NODE_TOOLS="$PORTCULLIS_ROOT/.tools/node"
 
 say() {
     printf 'portcullis: %s\n' "$*" >&2
@@ -130,6 +134,53 @@ ensure_chromium() {
     apt_install chromium chromium-driver
     if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
         say "/usr/bin/chromium or /usr/bin/chromedriver is still missing after apt-get; install them by hand"
+        return 1
+    fi
+}
+
+# Flask under gunicorn and Starlette under uvicorn into .tools/python: the
+# differential tests put real frameworks behind the gateway to see how each
+# one routes the odd paths the gateway lets through. Pinned, so a new
+# release cannot change what the tests compare; Werkzeug too, as it is what
+# routes Flask's requests.
+ensure_python_frameworks() {
+    if PYTHONPATH="$PORTCULLIS_PYTHON_TOOLS" python3 -c 'import flask, gunicorn, starlette, uvicorn' >/dev/null 2>&1; then
+        return 0
+    fi
+    ensure_python_pip
+    say "installing flask, gunicorn, starlette and uvicorn into .tools/python: the differential tests run them as upstreams"
+    # --target for the same reasons as in ensure_mongod.
+    PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1 \
+        python3 -m pip install --quiet --upgrade --target "$PORTCULLIS_PYTHON_TOOLS" \
+        flask==3.1.3 werkzeug==3.1.9 gunicorn==27.0.1 starlette==1.10.0 uvicorn==0.54.0
+    if ! PYTHONPATH="$PORTCULLIS_PYTHON_TOOLS" python3 -c 'import flask, gunicorn, starlette, uvicorn' >/dev/null 2>&1; then
+        say "pip finished but flask, gunicorn, starlette or uvicorn still does not import from $PORTCULLIS_PYTHON_TOOLS"
+        return 1
+    fi
+}
+
+# Express 4 into .tools/node: the differential tests run it as an upstream,
+# since its router (case-insensitive, non-strict, matching the undecoded
+# path) reads paths differently from the Python ones. Express 4, not 5: the
+# test app declares its routes in 4's syntax ('/admin/*', '*'), which 5's
+# router rejects.
+ensure_node_frameworks() {
+    if ! have node || ! have npm; then
+        say "installing nodejs and npm: the differential tests run an Express upstream"
+        apt_install nodejs npm
+        if ! have node || ! have npm; then
+            say "node or npm is still missing after apt-get; install Node.js 18 or later by hand"
+            return 1
+        fi
+    fi
+    if [ -d "$PORTCULLIS_NODE_TOOLS/node_modules/express" ]; then
+        return 0
+    fi
+    say "installing express 4.22.3 into .tools/node: the differential tests run it as an upstream"
+    mkdir -p "$PORTCULLIS_NODE_TOOLS"
+    npm install --silent --no-audit --no-fund --prefix "$PORTCULLIS_NODE_TOOLS" express@4.22.3
+    if [ ! -d "$PORTCULLIS_NODE_TOOLS/node_modules/express" ]; then
+        say "npm finished but $PORTCULLIS_NODE_TOOLS/node_modules/express is missing"
         return 1
     fi
 }

@@ -647,14 +647,17 @@ mod tests {
         );
     }
 
+    /// Host lines, `:authority`, HTTP/1.0, and the expected answer.
+    type HostCase<'a> = (
+        &'a [&'a str],
+        Option<&'a str>,
+        bool,
+        Result<Option<&'a str>, TargetProblem>,
+    );
+
     #[test]
     fn hosts() {
-        let cases: &[(
-            &[&str],
-            Option<&str>,
-            bool,
-            Result<Option<&str>, TargetProblem>,
-        )] = &[
+        let cases: &[HostCase] = &[
             (&["example.com"], None, false, Ok(Some("example.com"))),
             (
                 &["example.com:8443"],

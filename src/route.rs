@@ -163,8 +163,15 @@ fn drop_params(segment: &str) -> &str {
     &segment[..raw.min(encoded)]
 }
 
-/// `admin.` or `admin%20` → `admin`.
+/// `admin.` or `admin%20` → `admin`; `..%20` → `..`, which a server that
+/// trims the space then reads as a dot segment.
 fn drop_trailing_dots_and_spaces(mut segment: &str) -> &str {
+    while let Some(rest) = segment.strip_suffix("%20") {
+        segment = rest;
+    }
+    if segment == "." || segment == ".." {
+        return segment;
+    }
     loop {
         if let Some(rest) = segment.strip_suffix('.') {
             segment = rest;
@@ -176,17 +183,26 @@ fn drop_trailing_dots_and_spaces(mut segment: &str) -> &str {
     }
 }
 
-/// `path` with `edit` applied to every segment, and segments it empties
-/// dropped, as the servers that apply such readings do.
+/// `path` with `edit` applied to every segment, then read as the servers
+/// that apply such readings do: segments it empties dropped, and segments
+/// it turns into `.` or `..` resolved (Tomcat reads `/public/..;/admin` as
+/// `/admin`).
 fn rebuild<'a>(path: &'a str, edit: fn(&str) -> &str) -> Cow<'a, str> {
-    let mut out = String::with_capacity(path.len());
     let trailing_slash = path.len() > 1 && path.ends_with('/');
+    let mut segments: Vec<&str> = Vec::new();
     for segment in path.split('/').filter(|s| !s.is_empty()) {
-        let segment = edit(segment);
-        if !segment.is_empty() {
-            out.push('/');
-            out.push_str(segment);
+        match edit(segment) {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            edited => segments.push(edited),
         }
+    }
+    let mut out = String::with_capacity(path.len());
+    for segment in segments {
+        out.push('/');
+        out.push_str(segment);
     }
     if out.is_empty() || trailing_slash {
         out.push('/');
@@ -388,6 +404,10 @@ mod tests {
             ("/admin.%20./x/", &["/admin/x/"]),
             ("/admin.;x/users", &["/admin./users", "/admin/users"]),
             ("/...", &["/"]),
+            ("/public/..;/admin", &["/admin"]),
+            ("/public/..;x/admin/users", &["/admin/users"]),
+            ("/public/.;x/admin", &["/public/admin"]),
+            ("/public/..%20/admin", &["/admin"]),
         ];
         for (path, expected) in cases {
             assert_eq!(looser_readings(path), *expected, "{path}");
@@ -414,6 +434,8 @@ mod tests {
             ("/admin./users", "ambiguous /admin/users"),
             ("/admin%20/users", "ambiguous /admin/users"),
             ("/;x/admin", "ambiguous /admin"),
+            ("/public/..;/admin", "ambiguous /admin"),
+            ("/x/..%20/admin/users", "ambiguous /admin/users"),
             // The gateway's own endpoints under a looser reading.
             ("/oauth;x/token", "ambiguous /oauth/token"),
             // Under a route that asks for as much: forwarded.

@@ -39,7 +39,7 @@ pub fn free_port() -> u16 {
 
 /// Child processes die with the thread that spawned them (the test's), so a
 /// failing or aborted test leaves no servers behind.
-fn die_with_parent(command: &mut Command) -> &mut Command {
+pub fn die_with_parent(command: &mut Command) -> &mut Command {
     unsafe {
         command.pre_exec(|| {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
@@ -48,7 +48,7 @@ fn die_with_parent(command: &mut Command) -> &mut Command {
     }
 }
 
-fn wait_for_port(port: u16, what: &str, child: &mut Child, log: Option<&Path>) {
+pub fn wait_for_port(port: u16, what: &str, child: &mut Child, log: Option<&Path>) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {
@@ -431,12 +431,19 @@ pub struct GatewayConfig {
     pub management_extra: String,
     /// More environment variables for the gateway process.
     pub extra_env: Vec<(String, String)>,
+    /// YAML lines under `server:`.
+    pub server_extra: String,
 }
 
 impl GatewayConfig {
     pub fn new(upstream: &Upstream) -> Self {
+        Self::for_address(upstream.address)
+    }
+
+    /// A gateway in front of the server at `upstream`.
+    pub fn for_address(upstream: SocketAddr) -> Self {
         GatewayConfig {
-            upstream: upstream.address,
+            upstream,
             tokens: Tokens::Memory,
             users: Users::Embedded,
             backends_from_env: false,
@@ -448,6 +455,7 @@ impl GatewayConfig {
             admin: None,
             management_extra: String::new(),
             extra_env: Vec::new(),
+            server_extra: String::new(),
         }
     }
 
@@ -472,6 +480,18 @@ impl GatewayConfig {
     /// Configures the administrator (through the environment).
     pub fn admin(mut self, username: &str, password: &str) -> Self {
         self.admin = Some((username.into(), password.into()));
+        self
+    }
+
+    /// Appends YAML lines under `server:`.
+    pub fn server(mut self, yaml: &str) -> Self {
+        self.server_extra.push_str(yaml);
+        self
+    }
+
+    /// Replaces the routes.
+    pub fn routes(mut self, yaml: &str) -> Self {
+        self.routes = Some(yaml.to_string());
         self
     }
 
@@ -554,6 +574,7 @@ server:
   grace_period_seconds: {grace}
   shutdown_timeout_seconds: 1
   trusted_proxies: {trusted:?}
+{server_extra}
 management:
   min_password_length: 8
 {management_extra}
@@ -572,6 +593,7 @@ management:
             },
             grace = config.grace_period_seconds,
             trusted = config.trusted_proxies,
+            server_extra = config.server_extra,
             management_extra = config.management_extra,
         );
         (yaml, env)
@@ -599,6 +621,21 @@ management:
         let mut gateway = Self::prepare(config);
         gateway.spawn();
         gateway
+    }
+
+    /// The gateway process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the gateway runs").id()
+    }
+
+    /// The gateway process's resident memory, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/<pid>/status")
     }
 
     pub fn log_path(&self) -> PathBuf {

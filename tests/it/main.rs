@@ -1,13 +1,18 @@
 //! Integration tests: the real gateway binary over real sockets, with a real
 //! redis-server, mongod and upstream (see `harness`).
 
+mod frameworks;
 mod harness;
+mod wire;
 
 mod backends;
 mod cli;
+mod connections;
+mod differential;
 mod management_api;
 mod management_page;
 mod oauth_server;
+mod one_reading;
 mod proxy;
 mod startup;
 mod token_endpoint;
