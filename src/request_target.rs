@@ -702,6 +702,78 @@ mod tests {
         }
     }
 
+    /// Paths made of the pieces that matter: the letters of a protected
+    /// prefix in both cases, dots, separators, `;`, and encodings of all of
+    /// these, valid and not.
+    fn paths() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let pieces = prop::sample::select(vec![
+            "/", "a", "d", "m", "i", "n", "A", "D", "M", ".", "..", ";", "~", "-", "x", "%", "%2",
+            "%2e", "%2E", "%61", "%41", "%64", "%3B", "%3b", "%25", "%2F", "%5C", "%20", "%7e",
+            "%C3%A9", "%c3%a9", "%C0%AE", "%E2%82%AC", "%00", "\\", " ", "?", "?q=%41",
+        ]);
+        prop::collection::vec(pieces, 0..14).prop_map(|pieces| format!("/{}", pieces.concat()))
+    }
+
+    /// Full percent-decoding, as Flask and Starlette read a path.
+    fn decoded(path: &str) -> String {
+        let bytes = path.as_bytes();
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at < bytes.len() {
+            if bytes[at] == b'%' {
+                let value = (hex_value(bytes[at + 1]).unwrap() << 4) | hex_value(bytes[at + 2]).unwrap();
+                out.push(value);
+                at += 3;
+            } else {
+                out.push(bytes[at]);
+                at += 1;
+            }
+        }
+        String::from_utf8(out).expect("a checked path decodes to UTF-8")
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn normalizing_is_idempotent(path in paths()) {
+            match check_target(path.as_bytes(), false, None) {
+                Ok(CheckedTarget::Clean { path: clean }) => proptest::prop_assert_eq!(clean, path.split('?').next().unwrap()),
+                Ok(CheckedTarget::Rewritten { path_and_query, path_len }) => {
+                    let again = check_target(path_and_query.as_bytes(), false, None);
+                    proptest::prop_assert_eq!(again, Ok(CheckedTarget::Clean { path: &path_and_query[..path_len] }));
+                }
+                Ok(CheckedTarget::Asterisk) => proptest::prop_assert!(false, "{path} is not `*`"),
+                Err(_) => {}
+            }
+        }
+
+        #[test]
+        fn routing_the_normalized_path_agrees_with_routing_its_decoded_form(path in paths()) {
+            use crate::route::{Route, RouteTable};
+            let route = |prefix: &str, upstream: usize| Route {
+                path_prefix: prefix.into(),
+                upstream,
+                forward_authorization: false,
+                public: upstream == 0,
+                required_scopes: Vec::new(),
+                case_sensitive: false,
+            };
+            let table = RouteTable::new(vec![
+                route("/", 0),
+                route("/admin", 1),
+                route("/ad", 2),
+                route("/a.b", 3),
+                route("/admin/x~y", 4),
+            ]);
+            if let Ok(checked) = check_target(path.as_bytes(), false, None) {
+                let normalized = checked.path();
+                let literal = table.find(normalized).map(|(index, _)| index);
+                let framework = table.find(&decoded(normalized)).map(|(index, _)| index);
+                proptest::prop_assert_eq!(literal, framework, "{} normalized to {}", path, normalized);
+            }
+        }
+    }
+
     #[test]
     fn normalizing_is_idempotent_on_examples() {
         for raw in ["/%61dmin", "/caf%c3%a9", "/a%3bb", "/%7e"] {
