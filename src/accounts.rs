@@ -43,6 +43,7 @@ impl From<StoreError> for AccountError {
     }
 }
 
+#[derive(Clone, Copy)]
 pub struct Accounts<'a> {
     pub store: &'a Store,
     pub tokens: &'a TokenStore,

@@ -1,11 +1,11 @@
 //! The one place that picks concrete backends and wires Pingora services.
+//! The shared state it builds is [`crate::state::AppState`].
 //!
 //! [`serve`] checks everything that can fail at startup (ports, certificate,
 //! stores) and exits with one clear line if something does; only then does it
 //! hand control to Pingora, which never returns.
 
-use std::net::{IpAddr, SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context, Result};
@@ -15,7 +15,7 @@ use pingora::proxy::HttpProxy;
 use pingora::server::configuration::ServerConf;
 use pingora::services::listening::Service;
 
-use crate::config::{Config, StoreConfig, TokenConfig, Upstream};
+use crate::config::{Config, StoreConfig, TokenConfig};
 use crate::connection_guard::GuardedApp;
 use crate::gateway::{Gateway, ListenerRole};
 use crate::lockout::memory::MemoryLockout;
@@ -23,71 +23,14 @@ use crate::lockout::redis::RedisLockout;
 use crate::lockout::LockoutStore;
 use crate::password::PasswordHasher;
 use crate::route::Router;
+use crate::state::AppState;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::mongo::MongoStore;
 use crate::store::{Store, StoreError};
 use crate::tokens::memory::MemoryTokens;
 use crate::tokens::redis::RedisTokens;
 use crate::tokens::TokenStore;
-
-/// Everything a request handler may need, shared by all workers.
-pub struct AppState {
-    pub config: Config,
-    pub router: Router,
-    pub upstreams: Vec<UpstreamPool>,
-    pub store: Store,
-    pub tokens: TokenStore,
-    pub lockout: LockoutStore,
-    pub hasher: PasswordHasher,
-    /// None: no administrator configured; management answers 404.
-    pub admin: Option<crate::management::admin_auth::AdminAuth>,
-}
-
-impl AppState {
-    /// The client's address: the socket peer, or from `X-Forwarded-For`
-    /// when the peer is a trusted proxy.
-    pub fn client_address(&self, session: &pingora::proxy::Session) -> IpAddr {
-        crate::client_address::client_address_of(
-            crate::gateway::peer_address(session),
-            &session.req_header().headers,
-            &self.config.server.trusted_proxies,
-        )
-    }
-
-    /// Account operations with the gateway's stores.
-    pub fn accounts(&self, min_password_length: usize) -> crate::accounts::Accounts<'_> {
-        crate::accounts::Accounts {
-            store: &self.store,
-            tokens: &self.tokens,
-            hasher: &self.hasher,
-            min_password_length,
-        }
-    }
-}
-
-/// An upstream's servers, chosen round robin.
-pub struct UpstreamPool {
-    upstream: Upstream,
-    next: AtomicUsize,
-}
-
-impl UpstreamPool {
-    pub fn new(upstream: Upstream) -> Self {
-        UpstreamPool {
-            upstream,
-            next: AtomicUsize::new(0),
-        }
-    }
-
-    pub fn next_peer(&self) -> HttpPeer {
-        let servers = &self.upstream.servers;
-        let index = self.next.fetch_add(1, Ordering::Relaxed) % servers.len();
-        let mut peer = HttpPeer::new(servers[index], self.upstream.tls, self.upstream.sni.clone());
-        peer.options.connection_timeout = Some(self.upstream.connect_timeout);
-        peer.options.read_timeout = Some(self.upstream.read_timeout);
-        peer
-    }
-}
+use crate::upstream_pool::UpstreamPool;
 
 /// Opens the configured user store. MongoDB is connected lazily; see
 /// [`check_backends`] for the startup check.
@@ -241,8 +184,16 @@ pub fn build_state(config: Config) -> Result<AppState> {
         })
         .transpose()
         .context("cannot hash PORTCULLIS_ADMIN_PASSWORD")?;
+    let mut route_scopes: Vec<String> = config
+        .routes
+        .iter()
+        .flat_map(|route| route.required_scopes.iter().cloned())
+        .collect();
+    route_scopes.sort();
+    route_scopes.dedup();
     Ok(AppState {
         admin,
+        route_scopes,
         config,
         router,
         upstreams,

@@ -26,7 +26,6 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
-use crate::app::AppState;
 use crate::auth;
 use crate::connection_guard;
 use crate::forwarding::{self, Hop};
@@ -35,6 +34,7 @@ use crate::oauth;
 use crate::request_target::{self, CheckedTarget, TargetProblem};
 use crate::respond::{self, Reply};
 use crate::route::{Ambiguous, Destination};
+use crate::state::AppState;
 use crate::tokens::{AccessRecord, TokenDigest};
 
 pub struct Gateway {
@@ -64,6 +64,11 @@ pub struct RequestContext {
     /// in (normalized, or absolute-form made origin-form): what the
     /// upstream receives. `None`: the target as it came.
     rewritten_target: Option<String>,
+    /// The socket peer, whether it is a trusted proxy, and the client's
+    /// address behind it: found once, in `request_filter`.
+    peer: IpAddr,
+    peer_trusted: bool,
+    client_address: IpAddr,
 }
 
 impl RequestContext {
@@ -111,6 +116,38 @@ pub fn peer_address(session: &Session) -> IpAddr {
         .and_then(|a| a.as_inet())
         .map(|a| a.ip())
         .unwrap_or(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED))
+}
+
+/// What the OAuth endpoints see of the state.
+fn oauth_endpoints(state: &AppState) -> oauth::http::OAuthEndpoints<'_> {
+    oauth::http::OAuthEndpoints {
+        store: &state.store,
+        tokens: &state.tokens,
+        hasher: &state.hasher,
+        lockout: &state.lockout,
+        config: &state.config.oauth,
+        max_body_bytes: state.config.server.max_token_request_bytes,
+        route_scopes: &state.route_scopes,
+    }
+}
+
+/// What management sees of the state.
+fn management_view(state: &AppState) -> crate::management::Management<'_> {
+    crate::management::Management {
+        admin: state.admin.as_ref(),
+        base_path: state
+            .config
+            .oauth
+            .management_path
+            .as_deref()
+            .unwrap_or_default(),
+        accounts: state.accounts(),
+        lockout: &state.lockout,
+        lockout_policies: [
+            &state.config.oauth.lockout,
+            &state.config.oauth.address_lockout,
+        ],
+    }
 }
 
 /// The request's `Host`, or HTTP/2 `:authority`, as checked in
@@ -234,6 +271,9 @@ impl ProxyHttp for Gateway {
             identity: None,
             request_id: HeaderValue::from_static("-"),
             rewritten_target: None,
+            peer: IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+            peer_trusted: false,
+            client_address: IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
         }
     }
 
@@ -243,7 +283,15 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestContext,
     ) -> Result<()> {
         connection_guard::head_complete(session);
-        ctx.request_id = forwarding::request_id(&session.req_header().headers);
+        let headers = &session.req_header().headers;
+        ctx.request_id = forwarding::request_id(headers);
+        let trusted_proxies = &self.state.config.server.trusted_proxies;
+        ctx.peer = peer_address(session).to_canonical();
+        ctx.peer_trusted = trusted_proxies
+            .iter()
+            .any(|network| network.contains(ctx.peer));
+        ctx.client_address =
+            crate::client_address::client_address_of(ctx.peer, headers, trusted_proxies);
         Ok(())
     }
 
@@ -262,7 +310,9 @@ impl ProxyHttp for Gateway {
         };
         let reply = match ctx.destination {
             Destination::ManagementEndpoint if self.serves_management() => {
-                crate::management::handle(session, &self.state).await
+                let path = ctx.path(session.req_header()).into_owned();
+                let view = management_view(&self.state);
+                crate::management::handle(session, &view, &path, ctx.client_address).await
             }
             _ if self.role == ListenerRole::Management => {
                 respond::not_found("this listener serves management only")
@@ -272,7 +322,9 @@ impl ProxyHttp for Gateway {
             | Destination::RevokeEndpoint
             | Destination::IntrospectEndpoint
             | Destination::MetadataEndpoint => {
-                oauth::http::oauth_request(session, &self.state, ctx.destination).await
+                let endpoints = oauth_endpoints(&self.state);
+                oauth::http::oauth_request(session, &endpoints, ctx.destination, ctx.client_address)
+                    .await
             }
             Destination::ManagementEndpoint | Destination::ReservedPath => {
                 respond::not_found("no such OAuth endpoint")
@@ -353,19 +405,10 @@ impl ProxyHttp for Gateway {
             }
         }
         let server = &self.state.config.server;
-        let peer = peer_address(session);
-        let peer_trusted = server
-            .trusted_proxies
-            .iter()
-            .any(|network| network.contains(peer));
         let hop = Hop {
-            peer,
-            peer_trusted,
-            client: crate::client_address::client_address_of(
-                peer,
-                &downstream.headers,
-                &server.trusted_proxies,
-            ),
+            peer: ctx.peer,
+            peer_trusted: ctx.peer_trusted,
+            client: ctx.client_address,
             proto: if session.digest().is_some_and(|d| d.ssl_digest.is_some()) {
                 "https"
             } else {

@@ -50,6 +50,8 @@ pub mod request_target;
 pub mod respond;
 /// Path → endpoint or upstream route (pure).
 pub mod route;
+/// The shared state behind the handlers.
+pub mod state;
 /// Users, clients and sessions: embedded (SQLite) and MongoDB backends.
 pub mod store;
 /// Deletes expired sessions in the background.
@@ -58,3 +60,5 @@ pub mod sweeper;
 pub mod tls;
 /// Access tokens: memory and Redis backends.
 pub mod tokens;
+/// Round-robin selection of an upstream's servers.
+pub mod upstream_pool;

@@ -708,9 +708,44 @@ mod tests {
     fn paths() -> impl proptest::strategy::Strategy<Value = String> {
         use proptest::prelude::*;
         let pieces = prop::sample::select(vec![
-            "/", "a", "d", "m", "i", "n", "A", "D", "M", ".", "..", ";", "~", "-", "x", "%", "%2",
-            "%2e", "%2E", "%61", "%41", "%64", "%3B", "%3b", "%25", "%2F", "%5C", "%20", "%7e",
-            "%C3%A9", "%c3%a9", "%C0%AE", "%E2%82%AC", "%00", "\\", " ", "?", "?q=%41",
+            "/",
+            "a",
+            "d",
+            "m",
+            "i",
+            "n",
+            "A",
+            "D",
+            "M",
+            ".",
+            "..",
+            ";",
+            "~",
+            "-",
+            "x",
+            "%",
+            "%2",
+            "%2e",
+            "%2E",
+            "%61",
+            "%41",
+            "%64",
+            "%3B",
+            "%3b",
+            "%25",
+            "%2F",
+            "%5C",
+            "%20",
+            "%7e",
+            "%C3%A9",
+            "%c3%a9",
+            "%C0%AE",
+            "%E2%82%AC",
+            "%00",
+            "\\",
+            " ",
+            "?",
+            "?q=%41",
         ]);
         prop::collection::vec(pieces, 0..14).prop_map(|pieces| format!("/{}", pieces.concat()))
     }
@@ -722,7 +757,8 @@ mod tests {
         let mut at = 0;
         while at < bytes.len() {
             if bytes[at] == b'%' {
-                let value = (hex_value(bytes[at + 1]).unwrap() << 4) | hex_value(bytes[at + 2]).unwrap();
+                let value =
+                    (hex_value(bytes[at + 1]).unwrap() << 4) | hex_value(bytes[at + 2]).unwrap();
                 out.push(value);
                 at += 3;
             } else {

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::tokens::unix_now;
 
 /// How often the sweep runs.

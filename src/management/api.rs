@@ -11,7 +11,6 @@ use serde_json::json;
 
 use super::admin_auth::AdminAuth;
 use crate::accounts::{AccountError, Accounts};
-use crate::app::AppState;
 use crate::respond::Reply;
 use crate::store::{ClientType, ClientUpdate, GrantType, Listing, Session};
 
@@ -29,7 +28,7 @@ pub struct ApiRequest {
 }
 
 pub struct Api<'a> {
-    pub state: &'a AppState,
+    pub accounts: &'a Accounts<'a>,
     pub admin: &'a AdminAuth,
 }
 
@@ -185,8 +184,7 @@ fn listing(query: &str) -> Result<Listing, Reply> {
 
 impl Api<'_> {
     fn accounts(&self) -> Accounts<'_> {
-        self.state
-            .accounts(self.state.config.management.min_password_length)
+        *self.accounts
     }
 
     fn audit(&self, request: &ApiRequest, action: &str, record: &str) {
@@ -211,7 +209,7 @@ impl Api<'_> {
                 200,
                 &json!({
                     "username": self.admin.username(),
-                    "min_password_length": self.state.config.management.min_password_length,
+                    "min_password_length": self.accounts.min_password_length,
                     "csrf_token": self.admin.csrf_token(),
                 }),
             )),
@@ -251,7 +249,7 @@ impl Api<'_> {
     async fn list_users(&self, request: &ApiRequest) -> Result<Reply, Reply> {
         let listing = listing(&request.query)?;
         let page = self
-            .state
+            .accounts
             .store
             .list_users(&listing)
             .await
@@ -281,7 +279,7 @@ impl Api<'_> {
     }
 
     async fn get_user(&self, id: &str) -> Result<Reply, Reply> {
-        match self.state.store.find_user_by_id(id).await {
+        match self.accounts.store.find_user_by_id(id).await {
             Ok(Some(user)) => Ok(Reply::json(200, &user)),
             Ok(None) => Err(crate::respond::not_found(&format!("user `{id}` not found"))),
             Err(e) => Err(account_error(e.into(), "id")),
@@ -336,7 +334,7 @@ impl Api<'_> {
     async fn list_sessions(&self, id: &str) -> Result<Reply, Reply> {
         self.get_user(id).await?;
         let sessions = self
-            .state
+            .accounts
             .store
             .sessions_of_user(id)
             .await
@@ -378,7 +376,7 @@ impl Api<'_> {
     async fn list_clients(&self, request: &ApiRequest) -> Result<Reply, Reply> {
         let listing = listing(&request.query)?;
         let page = self
-            .state
+            .accounts
             .store
             .list_clients(&listing)
             .await
@@ -417,7 +415,7 @@ impl Api<'_> {
     }
 
     async fn get_client(&self, id: &str) -> Result<Reply, Reply> {
-        match self.state.store.find_client(id).await {
+        match self.accounts.store.find_client(id).await {
             Ok(Some(client)) => Ok(Reply::json(200, &client)),
             Ok(None) => Err(crate::respond::not_found(&format!(
                 "client `{id}` not found"

@@ -18,10 +18,25 @@ pub mod admin_auth;
 pub mod api;
 pub mod page;
 
+use std::net::IpAddr;
+
 use pingora::proxy::Session;
 
-use crate::app::AppState;
+use crate::accounts::Accounts;
+use crate::lockout::{LockoutPolicy, LockoutStore};
 use crate::respond::Reply;
+
+/// What management uses of the gateway's state, and nothing more.
+pub struct Management<'a> {
+    /// None: no administrator configured; every path answers 404.
+    pub admin: Option<&'a admin_auth::AdminAuth>,
+    /// `oauth.management_path`.
+    pub base_path: &'a str,
+    pub accounts: Accounts<'a>,
+    pub lockout: &'a LockoutStore,
+    /// Per username, per address.
+    pub lockout_policies: [&'a LockoutPolicy; 2],
+}
 
 /// Request bodies of the management API are small JSON documents.
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -35,19 +50,18 @@ fn disabled() -> Reply {
     )
 }
 
-/// Answers a request under the management path.
-pub async fn handle(session: &mut Session, state: &AppState) -> Reply {
-    let Some(admin) = &state.admin else {
+/// Answers a request for `path` (normalized, under the management path)
+/// from `address`.
+pub async fn handle(
+    session: &mut Session,
+    view: &Management<'_>,
+    path: &str,
+    address: IpAddr,
+) -> Reply {
+    let Some(admin) = view.admin else {
         return disabled();
     };
-    let base = state
-        .config
-        .oauth
-        .management_path
-        .as_deref()
-        .unwrap_or_default();
-    let path = session.req_header().uri.path().to_string();
-    let rest = path.strip_prefix(base).unwrap_or_default().to_string();
+    let rest = path.strip_prefix(view.base_path).unwrap_or_default();
     let method = session.req_header().method.clone();
 
     if rest.is_empty() || rest == "/" {
@@ -57,7 +71,6 @@ pub async fn handle(session: &mut Session, state: &AppState) -> Reply {
         return crate::respond::not_found("no such management page");
     };
 
-    let address = state.client_address(session);
     let headers = session.req_header().headers.clone();
     let authorization = headers
         .get(http::header::AUTHORIZATION)
@@ -66,12 +79,9 @@ pub async fn handle(session: &mut Session, state: &AppState) -> Reply {
         .check(
             authorization,
             address,
-            &state.hasher,
-            &state.lockout,
-            [
-                &state.config.oauth.lockout,
-                &state.config.oauth.address_lockout,
-            ],
+            view.accounts.hasher,
+            view.lockout,
+            view.lockout_policies,
         )
         .await
     {
@@ -104,7 +114,12 @@ pub async fn handle(session: &mut Session, state: &AppState) -> Reply {
         actor: admin.username().to_string(),
         address,
     };
-    api::Api { state, admin }.handle(request).await
+    api::Api {
+        accounts: &view.accounts,
+        admin,
+    }
+    .handle(request)
+    .await
 }
 
 /// CSRF defences for POST, PATCH and DELETE (see the module comment).

@@ -1,26 +1,47 @@
 //! The HTTP side of the OAuth endpoints: method, content type and a bounded
 //! form body, then hand the parsed form to the endpoint's logic.
 
+use std::net::IpAddr;
+
 use pingora::proxy::Session;
 
 use super::form::{is_form_content_type, Form};
 use super::token::TokenService;
 use super::OAuthError;
-use crate::app::AppState;
+use crate::config::OAuthConfig;
+use crate::lockout::LockoutStore;
+use crate::password::PasswordHasher;
 use crate::respond::Reply;
 use crate::route::Destination;
+use crate::store::Store;
+use crate::tokens::TokenStore;
+
+/// What the OAuth endpoints use of the gateway's state, and nothing more.
+pub struct OAuthEndpoints<'a> {
+    pub store: &'a Store,
+    pub tokens: &'a TokenStore,
+    pub hasher: &'a PasswordHasher,
+    pub lockout: &'a LockoutStore,
+    pub config: &'a OAuthConfig,
+    /// `server.max_token_request_bytes`.
+    pub max_body_bytes: usize,
+    /// Every scope a route requires, for the metadata document.
+    pub route_scopes: &'a [String],
+}
 
 /// Answers a request to one of the form-posting endpoints (token,
-/// revocation, introspection) or the metadata document.
+/// revocation, introspection) or the metadata document, from
+/// `client_address` (for the lockout).
 pub async fn oauth_request(
     session: &mut Session,
-    state: &AppState,
+    state: &OAuthEndpoints<'_>,
     destination: Destination,
+    client_address: IpAddr,
 ) -> Reply {
     if destination == Destination::MetadataEndpoint {
         return metadata_request(session, state).await;
     }
-    let form = match read_form(session, state.config.server.max_token_request_bytes).await {
+    let form = match read_form(session, state.max_body_bytes).await {
         Ok(form) => form,
         Err(reply) => return reply,
     };
@@ -33,19 +54,19 @@ pub async fn oauth_request(
     let authorization = authorization.as_deref();
     match destination {
         Destination::RevokeEndpoint => {
-            super::revoke::revoke(&state.store, &state.tokens, &form, authorization).await
+            super::revoke::revoke(state.store, state.tokens, &form, authorization).await
         }
         Destination::IntrospectEndpoint => {
-            super::introspect::introspect(&state.store, &state.tokens, &form, authorization).await
+            super::introspect::introspect(state.store, state.tokens, &form, authorization).await
         }
         _ => {
             TokenService {
-                store: &state.store,
-                tokens: &state.tokens,
-                hasher: &state.hasher,
-                lockout: &state.lockout,
-                config: &state.config.oauth,
-                client_address: state.client_address(session),
+                store: state.store,
+                tokens: state.tokens,
+                hasher: state.hasher,
+                lockout: state.lockout,
+                config: state.config,
+                client_address,
             }
             .handle(&form, authorization)
             .await
@@ -53,7 +74,7 @@ pub async fn oauth_request(
     }
 }
 
-async fn metadata_request(session: &Session, state: &AppState) -> Reply {
+async fn metadata_request(session: &Session, state: &OAuthEndpoints<'_>) -> Reply {
     let method = &session.req_header().method;
     if method != http::Method::GET && method != http::Method::HEAD {
         return OAuthError::invalid_request("the metadata document is read with GET")
@@ -67,12 +88,7 @@ async fn metadata_request(session: &Session, state: &AppState) -> Reply {
         .get(http::header::HOST)
         .and_then(|v| v.to_str().ok())
         .or_else(|| header.uri.authority().map(|a| a.as_str()));
-    let route_scopes = state
-        .router
-        .routes
-        .iter()
-        .flat_map(|r| r.required_scopes.iter());
-    super::metadata::metadata(&state.config.oauth, &state.store, host, route_scopes).await
+    super::metadata::metadata(state.config, state.store, host, state.route_scopes.iter()).await
 }
 
 /// A POSTed `application/x-www-form-urlencoded` body, or the reply refusing

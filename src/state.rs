@@ -1,0 +1,39 @@
+//! The state every request handler may need, shared by all workers, built
+//! once by [`crate::app::build_state`]. The handlers see narrow views of it
+//! (the gateway hands `oauth` and `management` only what they use).
+
+use crate::accounts::Accounts;
+use crate::config::Config;
+use crate::lockout::LockoutStore;
+use crate::management::admin_auth::AdminAuth;
+use crate::password::PasswordHasher;
+use crate::route::Router;
+use crate::store::Store;
+use crate::tokens::TokenStore;
+use crate::upstream_pool::UpstreamPool;
+
+pub struct AppState {
+    pub config: Config,
+    pub router: Router,
+    pub upstreams: Vec<UpstreamPool>,
+    pub store: Store,
+    pub tokens: TokenStore,
+    pub lockout: LockoutStore,
+    pub hasher: PasswordHasher,
+    /// None: no administrator configured; management answers 404.
+    pub admin: Option<AdminAuth>,
+    /// Every scope some route requires, for the metadata document.
+    pub route_scopes: Vec<String>,
+}
+
+impl AppState {
+    /// Account operations with the gateway's stores.
+    pub fn accounts(&self) -> Accounts<'_> {
+        Accounts {
+            store: &self.store,
+            tokens: &self.tokens,
+            hasher: &self.hasher,
+            min_password_length: self.config.management.min_password_length,
+        }
+    }
+}
