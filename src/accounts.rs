@@ -7,8 +7,8 @@
 
 use crate::password::{PasswordError, PasswordHasher};
 use crate::store::{
-    Client, ClientType, ClientUpdate, GrantType, NewClient, Session, Store, StoreError, User,
-    UserUpdate,
+    Client, ClientType, ClientUpdate, Field, GrantType, NewClient, Session, Store, StoreError,
+    User, UserUpdate,
 };
 use crate::tokens::{RawToken, TokenDigest, TokenStore, TokenStoreError};
 
@@ -18,8 +18,8 @@ pub const MIN_PASSWORD_LENGTH: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
-    #[error("{0}")]
-    Invalid(String),
+    #[error("{message}")]
+    Invalid { field: Field, message: String },
     #[error("{0} not found")]
     NotFound(String),
     #[error("{0} already exists")]
@@ -32,12 +32,21 @@ pub enum AccountError {
     Password(#[from] PasswordError),
 }
 
+impl AccountError {
+    fn invalid(field: Field, message: impl Into<String>) -> Self {
+        AccountError::Invalid {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
 impl From<StoreError> for AccountError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Duplicate(what) => AccountError::Duplicate(what),
             StoreError::NotFound(what) => AccountError::NotFound(what),
-            StoreError::Invalid(why) => AccountError::Invalid(why),
+            StoreError::Invalid { field, message } => AccountError::Invalid { field, message },
             other => AccountError::Store(other),
         }
     }
@@ -71,15 +80,16 @@ pub fn client_secret_matches(presented: &str, stored_hash: &str) -> bool {
 
 pub fn check_password_strength(password: &str, min_length: usize) -> Result<(), AccountError> {
     if password.is_empty() || password.chars().count() < min_length {
-        return Err(AccountError::Invalid(format!(
-            "a password has at least {} characters",
-            min_length.max(1)
-        )));
+        return Err(AccountError::invalid(
+            Field::Password,
+            format!("a password has at least {} characters", min_length.max(1)),
+        ));
     }
     if password.len() > 72 {
         // bcrypt reads 72 bytes; a longer password would be silently cut.
-        return Err(AccountError::Invalid(
-            "a password has at most 72 bytes".into(),
+        return Err(AccountError::invalid(
+            Field::Password,
+            "a password has at most 72 bytes",
         ));
     }
     Ok(())
@@ -189,8 +199,9 @@ impl Accounts<'_> {
     ) -> Result<(Client, Option<String>), AccountError> {
         let name = name.trim();
         if name.is_empty() || name.len() > 200 {
-            return Err(AccountError::Invalid(
-                "a client name has 1 to 200 characters".into(),
+            return Err(AccountError::invalid(
+                Field::Name,
+                "a client name has 1 to 200 characters",
             ));
         }
         let grants = grants.unwrap_or_else(|| GrantType::defaults(client_type));
@@ -257,9 +268,10 @@ impl Accounts<'_> {
 
 /// client_credentials needs a secret: a public client cannot have it.
 fn check_grants(client_type: ClientType, grants: &[GrantType]) -> Result<(), AccountError> {
-    if client_type == ClientType::Public && grants.contains(&GrantType::ClientCredentials) {
-        return Err(AccountError::Invalid(
-            "client_credentials is for confidential clients only".into(),
+    if client_type == ClientType::Public && grants.iter().any(|g| g.needs_confidential_client()) {
+        return Err(AccountError::invalid(
+            Field::AllowedGrants,
+            "client_credentials is for confidential clients only",
         ));
     }
     Ok(())

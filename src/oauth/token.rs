@@ -200,7 +200,7 @@ impl TokenService<'_> {
             issued_at: now,
         };
         self.tokens.save_access(&access_token, &record).await?;
-        metrics::token_issued("client_credentials");
+        metrics::token_issued(GrantType::ClientCredentials.as_str());
         // §4.4.3: no refresh token; the client can always ask again.
         Ok(self.response(access_token, None, scope))
     }
@@ -261,7 +261,7 @@ impl TokenService<'_> {
             .push((access_token.digest().to_hex(), record.expires_at));
         self.store.insert_session(&session).await?;
         self.tokens.save_access(&access_token, &record).await?;
-        metrics::token_issued("password");
+        metrics::token_issued(GrantType::Password.as_str());
         Ok(self.response(access_token, Some(refresh_token), scope))
     }
 
@@ -370,7 +370,7 @@ impl TokenService<'_> {
             return Ok(None);
         }
         self.tokens.save_access(&access_token, &record).await?;
-        metrics::token_issued("refresh_token");
+        metrics::token_issued(GrantType::RefreshToken.as_str());
         Ok(Some(response))
     }
 

@@ -92,6 +92,16 @@ impl GrantType {
         GrantType::ALL.into_iter().find(|g| g.as_str() == text)
     }
 
+    /// client_credentials needs a secret: a public client cannot have it.
+    pub fn needs_confidential_client(self) -> bool {
+        self == GrantType::ClientCredentials
+    }
+
+    /// The names, comma-separated, for messages.
+    pub fn names() -> String {
+        GrantType::ALL.map(GrantType::as_str).join(", ")
+    }
+
     /// Flask-Sentinel's clients could use these two; so can ours by default.
     pub fn defaults(client_type: ClientType) -> Vec<GrantType> {
         match client_type {
@@ -107,7 +117,8 @@ pub fn parse_grants(list: &str) -> Result<Vec<GrantType>, String> {
     for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
         let grant = GrantType::parse(name).ok_or_else(|| {
             format!(
-                "unknown grant type `{name}` (known: password, refresh_token, client_credentials)"
+                "unknown grant type `{name}` (known: {})",
+                GrantType::names()
             )
         })?;
         if !grants.contains(&grant) {
@@ -274,16 +285,46 @@ pub struct Session {
 /// How many retired refresh digests a session remembers for reuse detection.
 pub const RETIRED_DIGESTS_KEPT: usize = 64;
 
+/// The input a validation error is about: the field names of the
+/// management API, so it can point at the one to fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Username,
+    Password,
+    Name,
+    AllowedGrants,
+    AllowedScopes,
+}
+
+impl Field {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Field::Username => "username",
+            Field::Password => "password",
+            Field::Name => "name",
+            Field::AllowedGrants => "allowed_grants",
+            Field::AllowedScopes => "allowed_scopes",
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{0} already exists")]
     Duplicate(String),
     #[error("{0} not found")]
     NotFound(String),
-    #[error("{0}")]
-    Invalid(String),
+    #[error("{message}")]
+    Invalid { field: Field, message: String },
     #[error("user store unavailable: {0}")]
     Unavailable(String),
+}
+
+fn invalid_scopes(message: String) -> StoreError {
+    StoreError::Invalid {
+        field: Field::AllowedScopes,
+        message,
+    }
 }
 
 /// A new user id: 24 hex characters, the shape of a MongoDB ObjectId, so ids
@@ -343,7 +384,10 @@ impl Store {
         username: &str,
         password_hash: &str,
     ) -> Result<User, StoreError> {
-        validate_username(username).map_err(StoreError::Invalid)?;
+        validate_username(username).map_err(|message| StoreError::Invalid {
+            field: Field::Username,
+            message,
+        })?;
         dispatch!(self.create_user(username, password_hash))
     }
 
@@ -379,7 +423,7 @@ impl Store {
     }
 
     pub async fn create_client(&self, new: NewClient) -> Result<Client, StoreError> {
-        validate_scopes(&new.allowed_scopes).map_err(StoreError::Invalid)?;
+        validate_scopes(&new.allowed_scopes).map_err(invalid_scopes)?;
         dispatch!(self.create_client(new))
     }
 
@@ -400,7 +444,7 @@ impl Store {
         update: ClientUpdate,
     ) -> Result<Option<Client>, StoreError> {
         if let Some(scopes) = &update.allowed_scopes {
-            validate_scopes(scopes).map_err(StoreError::Invalid)?;
+            validate_scopes(scopes).map_err(invalid_scopes)?;
         }
         dispatch!(self.update_client(client_id, update))
     }
