@@ -12,10 +12,6 @@ use crate::store::{
 };
 use crate::tokens::{RawToken, TokenDigest, TokenStore, TokenStoreError};
 
-/// The minimum the management API enforces. The CLI trusts the operator
-/// at the console and only refuses an empty password.
-pub const MIN_PASSWORD_LENGTH: usize = 8;
-
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
     #[error("{message}")]

@@ -21,12 +21,12 @@ pub enum BearerProblem {
 }
 
 impl BearerProblem {
-    /// Label for the `portcullis_auth_failures_total` metric.
-    pub fn metric_label(self) -> &'static str {
+    /// The `portcullis_auth_failures_total` reason.
+    pub fn metric(self) -> crate::metrics::AuthFailure {
         match self {
-            BearerProblem::Missing => "missing",
-            BearerProblem::Duplicated => "duplicated",
-            BearerProblem::Malformed => "malformed",
+            BearerProblem::Missing => crate::metrics::AuthFailure::Missing,
+            BearerProblem::Duplicated => crate::metrics::AuthFailure::Duplicated,
+            BearerProblem::Malformed => crate::metrics::AuthFailure::Malformed,
         }
     }
 }

@@ -29,7 +29,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use crate::auth;
 use crate::connection_guard;
 use crate::forwarding::{self, Hop};
-use crate::metrics;
+use crate::metrics::{self, AuthFailure};
 use crate::oauth;
 use crate::request_target::{self, CheckedTarget, TargetProblem};
 use crate::respond::{self, Reply};
@@ -204,7 +204,7 @@ impl Gateway {
     /// `Err(reply)` to answer instead.
     async fn authenticate(&self, session: &Session) -> Result<AccessRecord, Reply> {
         let token = auth::parse_bearer(&session.req_header().headers).map_err(|problem| {
-            metrics::auth_failure(problem.metric_label());
+            metrics::auth_failure(problem.metric());
             respond::bearer_problem(problem)
         })?;
         // Hashed where it lies in the header: no copy of the secret.
@@ -216,13 +216,13 @@ impl Gateway {
             }
             Ok(None) => {
                 metrics::token_store_up(true);
-                metrics::auth_failure("invalid_token");
+                metrics::auth_failure(AuthFailure::InvalidToken);
                 Err(respond::invalid_token())
             }
             Err(error) => {
                 // Fail closed: a request we cannot check is never forwarded.
                 metrics::token_store_up(false);
-                metrics::auth_failure("token_store_unavailable");
+                metrics::auth_failure(AuthFailure::TokenStoreUnavailable);
                 tracing::warn!(%error, "token store unavailable; answering 503");
                 Err(respond::temporarily_unavailable(
                     "the token store is unavailable; retry shortly",
@@ -343,7 +343,7 @@ impl ProxyHttp for Gateway {
                         return Ok(false);
                     }
                     Ok(_) => {
-                        metrics::auth_failure("insufficient_scope");
+                        metrics::auth_failure(AuthFailure::InsufficientScope);
                         respond::insufficient_scope(&route.required_scopes)
                     }
                     Err(reply) => reply,

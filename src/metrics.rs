@@ -11,6 +11,68 @@ use prometheus::{
     HistogramVec, IntCounter, IntCounterVec, IntGauge,
 };
 
+/// Why an authentication failed: the `reason` label of
+/// `portcullis_auth_failures_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// No bearer token on a protected route.
+    Missing,
+    /// More than one `Authorization` header.
+    Duplicated,
+    /// A bearer token that is not a b64token.
+    Malformed,
+    /// A well-formed token that is unknown, expired or revoked.
+    InvalidToken,
+    /// A valid token without the route's scopes.
+    InsufficientScope,
+    /// The token store could not answer (503).
+    TokenStoreUnavailable,
+    /// A password grant for a locked username or address.
+    LockedOut,
+    /// A password grant with a wrong username or password.
+    WrongPassword,
+    /// A refresh grant with an unknown or expired refresh token.
+    BadRefreshToken,
+    /// A retired refresh token presented again: the family is revoked.
+    RefreshTokenReuse,
+    /// A failed sign-in to management.
+    ManagementSignIn,
+}
+
+impl AuthFailure {
+    pub fn label(self) -> &'static str {
+        match self {
+            AuthFailure::Missing => "missing",
+            AuthFailure::Duplicated => "duplicated",
+            AuthFailure::Malformed => "malformed",
+            AuthFailure::InvalidToken => "invalid_token",
+            AuthFailure::InsufficientScope => "insufficient_scope",
+            AuthFailure::TokenStoreUnavailable => "token_store_unavailable",
+            AuthFailure::LockedOut => "locked_out",
+            AuthFailure::WrongPassword => "wrong_password",
+            AuthFailure::BadRefreshToken => "bad_refresh_token",
+            AuthFailure::RefreshTokenReuse => "refresh_token_reuse",
+            AuthFailure::ManagementSignIn => "management_sign_in",
+        }
+    }
+}
+
+/// The `type` label of `portcullis_tokens_revoked_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevokedToken {
+    AccessToken,
+    RefreshToken,
+}
+
+impl RevokedToken {
+    pub fn label(self) -> &'static str {
+        match self {
+            RevokedToken::AccessToken => "access_token",
+            RevokedToken::RefreshToken => "refresh_token",
+        }
+    }
+}
+
 static REQUESTS: Lazy<IntCounterVec> = Lazy::new(|| {
     register_int_counter_vec!(
         "portcullis_requests_total",
@@ -112,16 +174,17 @@ pub fn request_done(route: &str, status: u16, seconds: f64) {
         .observe(seconds);
 }
 
-pub fn auth_failure(reason: &str) {
-    AUTH_FAILURES.with_label_values(&[reason]).inc();
+pub fn auth_failure(reason: AuthFailure) {
+    AUTH_FAILURES.with_label_values(&[reason.label()]).inc();
 }
 
-pub fn token_issued(grant: &str) {
+/// `grant` is a [`crate::store::GrantType`] name.
+pub fn token_issued(grant: &'static str) {
     TOKENS_ISSUED.with_label_values(&[grant]).inc();
 }
 
-pub fn token_revoked(kind: &str) {
-    TOKENS_REVOKED.with_label_values(&[kind]).inc();
+pub fn token_revoked(kind: RevokedToken) {
+    TOKENS_REVOKED.with_label_values(&[kind.label()]).inc();
 }
 
 pub fn token_store_up(up: bool) {

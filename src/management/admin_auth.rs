@@ -35,11 +35,6 @@ pub struct AdminAuth {
     verified: Mutex<HashMap<[u8; 32], Instant>>,
 }
 
-/// Why a request is not the administrator's.
-pub enum AdminRejection {
-    Unauthorized(Reply),
-}
-
 fn sha256(parts: &[&[u8]]) -> [u8; 32] {
     let mut hasher = Sha256::new();
     for part in parts {
@@ -160,7 +155,7 @@ impl AdminAuth {
             self.remember(header_digest);
             return Ok(());
         }
-        crate::metrics::auth_failure("management_sign_in");
+        crate::metrics::auth_failure(crate::metrics::AuthFailure::ManagementSignIn);
         for (subject, policy) in subjects.into_iter().zip(policies) {
             if let Err(error) = lockout.record_failure(subject, policy).await {
                 tracing::warn!(%error, "could not record a failed management sign-in");

@@ -55,14 +55,14 @@ async fn revoke_inner(
                             .collect();
                         tokens.delete_access(&access).await?;
                     }
-                    crate::metrics::token_revoked("refresh_token");
+                    crate::metrics::token_revoked(crate::metrics::RevokedToken::RefreshToken);
                     return Ok(());
                 }
             }
         } else if let Some(record) = tokens.find_access(&digest).await? {
             if record.client_id == client.client_id {
                 tokens.delete_access(&[digest]).await?;
-                crate::metrics::token_revoked("access_token");
+                crate::metrics::token_revoked(crate::metrics::RevokedToken::AccessToken);
                 return Ok(());
             }
         }

@@ -21,7 +21,7 @@ use super::form::Form;
 use super::{retry_pair, OAuthError};
 use crate::config::OAuthConfig;
 use crate::lockout::{LockoutError, LockoutStore, Subject};
-use crate::metrics;
+use crate::metrics::{self, AuthFailure};
 use crate::password::{PasswordError, PasswordHasher};
 use crate::respond::Reply;
 use crate::store::{Client, GrantType, Session, Store, StoreError, User};
@@ -147,7 +147,7 @@ impl TokenService<'_> {
         ];
         for subject in &subjects {
             if let Some(remaining) = self.lockout.locked_for(*subject).await? {
-                metrics::auth_failure("locked_out");
+                metrics::auth_failure(AuthFailure::LockedOut);
                 // Rounded up: a client told "1" for 1.9 s would retry too soon.
                 return Err(OAuthError::locked(
                     (remaining.as_millis() as u64).div_ceil(1000).max(1),
@@ -163,7 +163,7 @@ impl TokenService<'_> {
         let user = match user {
             Some(user) if matched && !user.disabled => user,
             _ => {
-                metrics::auth_failure("wrong_password");
+                metrics::auth_failure(AuthFailure::WrongPassword);
                 let policies = [&self.config.lockout, &self.config.address_lockout];
                 for (subject, policy) in subjects.iter().zip(policies) {
                     if let Some(lock) = self.lockout.record_failure(*subject, policy).await? {
@@ -282,7 +282,7 @@ impl TokenService<'_> {
                 .await?
                 .filter(|s| s.client_id == client.client_id)
                 .ok_or_else(|| {
-                    metrics::auth_failure("bad_refresh_token");
+                    metrics::auth_failure(AuthFailure::BadRefreshToken);
                     OAuthError::invalid_grant("the refresh token is unknown, expired or revoked")
                 })?;
             if session.refresh_digest != digest {
@@ -395,7 +395,7 @@ impl TokenService<'_> {
         if let Some(response) = retried {
             return Ok(response);
         }
-        metrics::auth_failure("refresh_token_reuse");
+        metrics::auth_failure(AuthFailure::RefreshTokenReuse);
         tracing::warn!(
             session = %session.id,
             user_id = %session.user_id,
