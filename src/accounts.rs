@@ -6,9 +6,10 @@
 //! in them, so a stolen token dies with the password it came from.
 
 use crate::password::{PasswordError, PasswordHasher};
+use crate::sessions;
 use crate::store::{
-    Client, ClientType, ClientUpdate, Field, GrantType, NewClient, Session, Store, StoreError,
-    User, UserUpdate,
+    Client, ClientType, ClientUpdate, Field, GrantType, NewClient, Store, StoreError, User,
+    UserUpdate,
 };
 use crate::tokens::{RawToken, TokenDigest, TokenStore, TokenStoreError};
 
@@ -151,9 +152,9 @@ impl Accounts<'_> {
 
     /// Revokes every session of a user; returns how many there were.
     pub async fn revoke_user_sessions(&self, user_id: &str) -> Result<usize, AccountError> {
-        let sessions = self.store.delete_sessions_of_user(user_id).await?;
-        self.revoke_access_tokens(&sessions).await?;
-        Ok(sessions.len())
+        let ended = self.store.delete_sessions_of_user(user_id).await?;
+        sessions::end_access_tokens::<AccountError>(self.tokens, &ended).await?;
+        Ok(ended.len())
     }
 
     /// Revokes one session of a user (refresh token and its access tokens).
@@ -164,24 +165,11 @@ impl Accounts<'_> {
     ) -> Result<(), AccountError> {
         match self.store.find_session(session_id).await? {
             Some(session) if session.user_id == user_id => {
-                if let Some(session) = self.store.delete_session(session_id).await? {
-                    self.revoke_access_tokens(std::slice::from_ref(&session))
-                        .await?;
-                }
+                sessions::end_session::<AccountError>(self.store, self.tokens, session_id).await?;
                 Ok(())
             }
             _ => Err(AccountError::NotFound(format!("session `{session_id}`"))),
         }
-    }
-
-    async fn revoke_access_tokens(&self, sessions: &[Session]) -> Result<(), AccountError> {
-        let digests: Vec<TokenDigest> = sessions
-            .iter()
-            .flat_map(|s| s.access_tokens.iter())
-            .filter_map(|(hex, _)| TokenDigest::from_hex(hex))
-            .collect();
-        self.tokens.delete_access(&digests).await?;
-        Ok(())
     }
 
     /// Creates a client; a confidential one also gets a secret, returned
@@ -255,8 +243,8 @@ impl Accounts<'_> {
     /// and the tokens the client got for itself (client_credentials),
     /// which belong to no session.
     pub async fn revoke_client_tokens(&self, client_id: &str) -> Result<(), AccountError> {
-        let sessions = self.store.delete_sessions_of_client(client_id).await?;
-        self.revoke_access_tokens(&sessions).await?;
+        let ended = self.store.delete_sessions_of_client(client_id).await?;
+        sessions::end_access_tokens::<AccountError>(self.tokens, &ended).await?;
         self.tokens.delete_client_tokens(client_id).await?;
         Ok(())
     }

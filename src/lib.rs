@@ -50,6 +50,8 @@ pub mod request_target;
 pub mod respond;
 /// Path → endpoint or upstream route (pure).
 pub mod route;
+/// The session lifecycle: ending sessions, rotation, retries (pure steps).
+pub mod sessions;
 /// The shared state behind the handlers.
 pub mod state;
 /// Users, clients and sessions: embedded (SQLite) and MongoDB backends.

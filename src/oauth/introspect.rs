@@ -10,7 +10,7 @@ use super::token::require_client;
 use super::OAuthError;
 use crate::respond::Reply;
 use crate::store::{ClientType, Store};
-use crate::tokens::{unix_now, RawToken, TokenStore};
+use crate::tokens::{unix_now, RawToken, TokenDigest, TokenStore};
 
 #[derive(Serialize, Default)]
 struct Introspection {
@@ -57,62 +57,71 @@ async fn introspect_inner(
     }
     let token = RawToken::from_client(form.require("token")?);
     let digest = token.digest();
-    let hint_refresh = form.get("token_type_hint") == Some("refresh_token");
-
-    let access = if hint_refresh {
-        None
-    } else {
-        tokens.find_access(&digest).await?
-    };
-    if let Some(record) = access {
-        let username = match &record.user_id {
-            Some(id) => store.find_user_by_id(id).await?.map(|u| u.username),
-            None => None,
+    // §2.1: the hint only orders the search.
+    let refresh_first = form.get("token_type_hint") == Some("refresh_token");
+    for look_for_refresh in [refresh_first, !refresh_first] {
+        let answer = if look_for_refresh {
+            refresh_token_answer(store, &digest).await?
+        } else {
+            access_token_answer(store, tokens, &digest).await?
         };
-        return Ok(Introspection {
-            active: true,
-            scope: Some(record.scope),
-            client_id: Some(record.client_id),
-            username,
-            sub: record.user_id,
-            token_type: Some("Bearer"),
-            exp: Some(record.expires_at),
-            iat: Some(record.issued_at),
-        });
-    }
-    let session = store
-        .find_session_by_refresh(&digest.to_hex())
-        .await?
-        .filter(|s| s.refresh_digest == digest.to_hex() && s.refresh_expires_at > unix_now());
-    if let Some(session) = session {
-        let username = store
-            .find_user_by_id(&session.user_id)
-            .await?
-            .map(|u| u.username);
-        return Ok(Introspection {
-            active: true,
-            scope: Some(session.scope),
-            client_id: Some(session.client_id),
-            username,
-            sub: Some(session.user_id),
-            token_type: Some("refresh_token"),
-            exp: Some(session.refresh_expires_at),
-            iat: Some(session.rotated_at),
-        });
-    }
-    if hint_refresh {
-        if let Some(record) = tokens.find_access(&digest).await? {
-            return Ok(Introspection {
-                active: true,
-                scope: Some(record.scope),
-                client_id: Some(record.client_id),
-                sub: record.user_id,
-                token_type: Some("Bearer"),
-                exp: Some(record.expires_at),
-                iat: Some(record.issued_at),
-                ..Default::default()
-            });
+        if let Some(answer) = answer {
+            return Ok(answer);
         }
     }
     Ok(Introspection::default())
+}
+
+/// The answer for a live access token: one builder, whichever order the
+/// search took.
+async fn access_token_answer(
+    store: &Store,
+    tokens: &TokenStore,
+    digest: &TokenDigest,
+) -> Result<Option<Introspection>, OAuthError> {
+    let Some(record) = tokens.find_access(digest).await? else {
+        return Ok(None);
+    };
+    Ok(Some(Introspection {
+        active: true,
+        username: username_of(store, record.user_id.as_deref()).await?,
+        scope: Some(record.scope),
+        client_id: Some(record.client_id),
+        sub: record.user_id,
+        token_type: Some("Bearer"),
+        exp: Some(record.expires_at),
+        iat: Some(record.issued_at),
+    }))
+}
+
+/// The answer for a session's current, unexpired refresh token.
+async fn refresh_token_answer(
+    store: &Store,
+    digest: &TokenDigest,
+) -> Result<Option<Introspection>, OAuthError> {
+    let hex = digest.to_hex();
+    let session = store
+        .find_session_by_refresh(&hex)
+        .await?
+        .filter(|s| s.refresh_digest == hex && s.refresh_expires_at > unix_now());
+    let Some(session) = session else {
+        return Ok(None);
+    };
+    Ok(Some(Introspection {
+        active: true,
+        username: username_of(store, Some(&session.user_id)).await?,
+        scope: Some(session.scope),
+        client_id: Some(session.client_id),
+        sub: Some(session.user_id),
+        token_type: Some("refresh_token"),
+        exp: Some(session.refresh_expires_at),
+        iat: Some(session.rotated_at),
+    }))
+}
+
+async fn username_of(store: &Store, user_id: Option<&str>) -> Result<Option<String>, OAuthError> {
+    Ok(match user_id {
+        Some(id) => store.find_user_by_id(id).await?.map(|user| user.username),
+        None => None,
+    })
 }

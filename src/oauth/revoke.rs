@@ -11,7 +11,7 @@ use super::token::require_client;
 use super::OAuthError;
 use crate::respond::Reply;
 use crate::store::Store;
-use crate::tokens::{RawToken, TokenDigest, TokenStore};
+use crate::tokens::{RawToken, TokenStore};
 
 pub async fn revoke(
     store: &Store,
@@ -47,14 +47,7 @@ async fn revoke_inner(
                 if session.client_id == client.client_id
                     && session.refresh_digest == digest.to_hex()
                 {
-                    if let Some(deleted) = store.delete_session(&session.id).await? {
-                        let access: Vec<TokenDigest> = deleted
-                            .access_tokens
-                            .iter()
-                            .filter_map(|(hex, _)| TokenDigest::from_hex(hex))
-                            .collect();
-                        tokens.delete_access(&access).await?;
-                    }
+                    crate::sessions::end_session::<OAuthError>(store, tokens, &session.id).await?;
                     crate::metrics::token_revoked(crate::metrics::RevokedToken::RefreshToken);
                     return Ok(());
                 }

@@ -24,8 +24,9 @@ use crate::lockout::{LockoutError, LockoutStore, Subject};
 use crate::metrics::{self, AuthFailure};
 use crate::password::{PasswordError, PasswordHasher};
 use crate::respond::Reply;
+use crate::sessions;
 use crate::store::{Client, GrantType, Session, Store, StoreError, User};
-use crate::tokens::{unix_now, AccessRecord, RawToken, TokenDigest, TokenStore, TokenStoreError};
+use crate::tokens::{unix_now, AccessRecord, RawToken, TokenStore, TokenStoreError};
 
 /// What the token endpoint needs from the gateway.
 pub struct TokenService<'a> {
@@ -340,27 +341,16 @@ impl TokenService<'_> {
             presented.as_str(),
             &serde_json::to_vec(&response).expect("responses serialize"),
         );
-        let mut rotated = session.clone();
-        rotated.previous_refresh_digest = Some(session.refresh_digest.clone());
-        rotated
-            .retired_refresh_digests
-            .push(session.refresh_digest.clone());
-        let excess = rotated
-            .retired_refresh_digests
-            .len()
-            .saturating_sub(crate::store::RETIRED_DIGESTS_KEPT);
-        rotated.retired_refresh_digests.drain(..excess);
-        rotated.refresh_digest = refresh_token.digest().to_hex();
-        rotated.refresh_expires_at = now + self.config.refresh_token_lifetime.as_secs();
-        rotated.rotated_at = now;
-        rotated.last_used = now;
-        rotated.retry_pair = Some(sealed);
-        rotated
-            .access_tokens
-            .retain(|(_, expires_at)| *expires_at > now);
-        rotated
-            .access_tokens
-            .push((access_token.digest().to_hex(), record.expires_at));
+        let rotated = sessions::rotated(
+            &session,
+            sessions::Rotation {
+                now,
+                refresh_lifetime: self.config.refresh_token_lifetime,
+                refresh: refresh_token.digest(),
+                access: (access_token.digest(), record.expires_at),
+                retry_pair: sealed,
+            },
+        );
 
         if !self
             .store
@@ -382,10 +372,12 @@ impl TokenService<'_> {
         session: &Session,
         presented: &RawToken,
     ) -> Result<TokenResponse, OAuthError> {
-        let is_latest = session.previous_refresh_digest.as_deref()
-            == Some(presented.digest().to_hex().as_str());
-        let within_grace = is_latest
-            && unix_now().saturating_sub(session.rotated_at) <= self.config.refresh_grace.as_secs();
+        let within_grace = sessions::is_retry_within_grace(
+            session,
+            &presented.digest(),
+            unix_now(),
+            self.config.refresh_grace,
+        );
         let retried = session
             .retry_pair
             .as_deref()
@@ -409,14 +401,7 @@ impl TokenService<'_> {
     }
 
     async fn revoke_session(&self, session: &Session) -> Result<(), OAuthError> {
-        if let Some(deleted) = self.store.delete_session(&session.id).await? {
-            let digests: Vec<TokenDigest> = deleted
-                .access_tokens
-                .iter()
-                .filter_map(|(hex, _)| TokenDigest::from_hex(hex))
-                .collect();
-            self.tokens.delete_access(&digests).await?;
-        }
+        sessions::end_session::<OAuthError>(self.store, self.tokens, &session.id).await?;
         Ok(())
     }
 }
