@@ -2,10 +2,12 @@
 //! a table-driven unit test.
 //!
 //! - [`parse_bearer`]: RFC 6750 §2.1 `Authorization: Bearer <b64token>`.
-//! - [`sanitize_forwarded_headers`]: strips every client-supplied copy of an
-//!   identity header before the gateway sets its own.
+//! - [`sanitize_forwarded_headers`]: strips every client-supplied copy of a
+//!   header the gateway owns ([`OwnedHeader`]) before it sets its own.
 
 use http::header::{HeaderMap, HeaderName, AUTHORIZATION, CONNECTION};
+
+use crate::owned_headers::OwnedHeader;
 
 /// Why a request carries no usable bearer token. Each maps to one RFC 6750
 /// answer in [`crate::respond`].
@@ -65,64 +67,50 @@ fn is_b64token(token: &str) -> bool {
         })
 }
 
-/// The identity headers the gateway sets. Lowercase, with `-`.
-pub const IDENTITY_HEADERS: &[&str] = &["x-user-id", "x-client-id", "x-scope"];
-
-/// Compares a header name with a lowercase, `-` spelled name, folding case
-/// and `_` to `-`: WSGI/CGI servers read `X_User_Id` and `X-User-Id` as the
-/// same variable, so both spellings are one header to us. No allocation:
-/// this runs for every header of every proxied request.
-fn folds_to(name: &str, folded: &str) -> bool {
-    name.len() == folded.len()
-        && name.bytes().zip(folded.bytes()).all(|(a, b)| {
-            let a = if a == b'_' {
-                b'-'
-            } else {
-                a.to_ascii_lowercase()
-            };
-            a == b
-        })
-}
-
+/// True when `name` spells an identity header (`X-User-Id`, `X-Client-Id`,
+/// `X-Scope`) in any case and `_` spelling.
 pub fn is_identity_header(name: &str) -> bool {
-    IDENTITY_HEADERS
-        .iter()
-        .any(|identity| folds_to(name, identity))
+    OwnedHeader::spelled_by(name).is_some_and(OwnedHeader::is_identity)
 }
 
-/// True for every header the gateway owns on the way upstream: identity,
-/// forwarding and request id (which it sets), and path overrides (which it
-/// never lets through). In any case and `_` spelling.
+/// True for every header the gateway owns on the way upstream
+/// ([`OwnedHeader`]), in any case and `_` spelling.
 pub fn is_gateway_owned_header(name: &str) -> bool {
-    use crate::forwarding::{FORWARDING_HEADERS, OVERRIDE_HEADERS};
-    [IDENTITY_HEADERS, FORWARDING_HEADERS, OVERRIDE_HEADERS]
-        .iter()
-        .flat_map(|table| table.iter())
-        .any(|owned| folds_to(name, owned))
+    OwnedHeader::spelled_by(name).is_some()
 }
 
-/// Prepares client headers for the upstream, before identity is injected:
+/// What to do to the client's headers before the upstream gets them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderEdit {
+    /// The names to remove, sorted, each once; never their values.
+    pub remove: Vec<HeaderName>,
+    /// The client asked to upgrade: put back `Connection: upgrade`.
+    pub upgrade: bool,
+}
+
+/// Prepares client headers for the upstream, before identity is injected,
+/// reading `Connection` once:
 ///
 /// 1. Every header whose name folds to one the gateway owns is removed
 ///    ([`is_gateway_owned_header`]); the caller sets its own values.
 /// 2. Hop-by-hop headers named in `Connection` are removed, then
 ///    `Connection` itself (RFC 9110 §7.6.1); the caller puts back
-///    `Connection: upgrade` alone when [`upgrade_connection_value`] says so. This
+///    `Connection: upgrade` alone when [`HeaderEdit::upgrade`] says so. This
 ///    also defeats `Connection: X-User-Id`, which asks the next hop to drop
 ///    the header the gateway injects.
 /// 3. `Authorization` is removed unless the route keeps it.
-///
-/// Returns the names removed, for debugging; never their values.
-pub fn sanitize_forwarded_headers(
-    headers: &HeaderMap,
-    keep_authorization: bool,
-) -> Vec<HeaderName> {
+pub fn sanitize_forwarded_headers(headers: &HeaderMap, keep_authorization: bool) -> HeaderEdit {
     let mut remove: Vec<HeaderName> = Vec::new();
+    let mut upgrade = false;
     for value in headers.get_all(CONNECTION) {
         let Ok(value) = value.to_str() else { continue };
         for token in value.split(',').map(str::trim) {
+            if token.eq_ignore_ascii_case("upgrade") {
+                upgrade = true;
+                continue;
+            }
             let connection_option = token.is_empty()
-                || ["upgrade", "keep-alive", "close"]
+                || ["keep-alive", "close"]
                     .iter()
                     .any(|option| token.eq_ignore_ascii_case(option));
             if connection_option {
@@ -147,21 +135,7 @@ pub fn sanitize_forwarded_headers(
     }
     remove.sort_by(|a, b| a.as_str().cmp(b.as_str()));
     remove.dedup();
-    remove
-}
-
-/// What `Connection` should say upstream after sanitizing, if anything.
-pub fn upgrade_connection_value(headers: &HeaderMap) -> Option<&'static str> {
-    let upgrade = headers.get_all(CONNECTION).iter().any(|value| {
-        value
-            .to_str()
-            .map(|v| {
-                v.split(',')
-                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
-            })
-            .unwrap_or(false)
-    });
-    upgrade.then_some("upgrade")
+    HeaderEdit { remove, upgrade }
 }
 
 #[cfg(test)]
@@ -275,6 +249,7 @@ mod tests {
 
     fn removed(pairs: &[(&str, &str)], keep_authorization: bool) -> Vec<String> {
         sanitize_forwarded_headers(&headers(pairs), keep_authorization)
+            .remove
             .into_iter()
             .map(|n| n.as_str().to_string())
             .collect()
@@ -324,13 +299,16 @@ mod tests {
 
     #[test]
     fn upgrade_survives_sanitizing() {
-        assert_eq!(
-            upgrade_connection_value(&headers(&[("connection", "keep-alive, Upgrade")])),
-            Some("upgrade")
-        );
-        assert_eq!(
-            upgrade_connection_value(&headers(&[("connection", "close")])),
-            None
-        );
+        let cases = [
+            ("keep-alive, Upgrade", true),
+            ("upgrade", true),
+            ("close", false),
+            ("X-Upgrade", false),
+        ];
+        for (connection, upgrade) in cases {
+            let edit = sanitize_forwarded_headers(&headers(&[("connection", connection)]), false);
+            assert_eq!(edit.upgrade, upgrade, "{connection}");
+            assert!(edit.remove.contains(&CONNECTION), "{connection}");
+        }
     }
 }

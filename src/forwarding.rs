@@ -7,36 +7,14 @@
 //!   address. What a client wrote in these is replaced, unless the peer is
 //!   one of `server.trusted_proxies`, whose values are kept and appended to.
 //! - `X-Request-Id` is kept when it is well formed, else made here.
+//!
+//! Their names, and the stripping of client copies, are in
+//! [`crate::owned_headers`].
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use http::{HeaderMap, HeaderValue};
-
-/// The forwarding headers the gateway sets. Lowercase, with `-`: client
-/// copies in any case and `_` spelling are stripped first (see
-/// [`crate::auth::sanitize_forwarded_headers`]).
-pub const FORWARDING_HEADERS: &[&str] = &[
-    "x-forwarded-for",
-    "x-forwarded-proto",
-    "x-forwarded-host",
-    "forwarded",
-    "x-real-ip",
-    "x-request-id",
-];
-
-/// Headers that some frameworks read as the path to serve (Symfony, Zend,
-/// IIS's URL Rewrite: `X-Original-URL`, `X-Rewrite-URL`) or as the client's
-/// port and prefix: from a client they would route the upstream around the
-/// gateway's decision, so they are always stripped and never set.
-pub const OVERRIDE_HEADERS: &[&str] = &[
-    "x-original-url",
-    "x-rewrite-url",
-    "x-forwarded-port",
-    "x-forwarded-prefix",
-    "x-forwarded-ssl",
-    "x-forwarded-scheme",
-];
 
 /// What the gateway knows of the hop it received a request on.
 #[derive(Debug, Clone, Copy)]

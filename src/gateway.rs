@@ -31,6 +31,7 @@ use crate::connection_guard;
 use crate::forwarding::{self, Hop};
 use crate::metrics::{self, AuthFailure};
 use crate::oauth;
+use crate::owned_headers::OwnedHeader;
 use crate::request_target::{self, CheckedTarget, TargetProblem};
 use crate::respond::{self, Reply};
 use crate::route::{Ambiguous, Destination};
@@ -386,25 +387,27 @@ impl ProxyHttp for Gateway {
             upstream_request.set_uri(origin_form_uri(&upstream_request.uri, checked)?);
         }
         let keep_authorization = self.state.router.routes.get(route).forward_authorization;
-        for name in auth::sanitize_forwarded_headers(&upstream_request.headers, keep_authorization)
-        {
-            upstream_request.remove_header(&name);
+        let edit = auth::sanitize_forwarded_headers(&upstream_request.headers, keep_authorization);
+        for name in &edit.remove {
+            upstream_request.remove_header(name);
         }
-        if let Some(value) = auth::upgrade_connection_value(&downstream.headers) {
-            upstream_request.insert_header(http::header::CONNECTION, value)?;
+        if edit.upgrade {
+            upstream_request.insert_header(http::header::CONNECTION, "upgrade")?;
         }
+        let mut set = |header: OwnedHeader, value: HeaderValue| {
+            upstream_request.insert_header(header.name(), value)
+        };
         if let Some(identity) = &ctx.identity {
             // A client acting for itself (client_credentials) has no user:
             // the upstream then sees X-Client-Id and no X-User-Id.
             if let Some(user_id) = &identity.user_id {
-                upstream_request.insert_header("X-User-Id", user_id.as_str())?;
+                set(OwnedHeader::UserId, header_value(user_id)?)?;
             }
-            upstream_request.insert_header("X-Client-Id", identity.client_id.as_str())?;
+            set(OwnedHeader::ClientId, header_value(&identity.client_id)?)?;
             if !identity.scope.is_empty() {
-                upstream_request.insert_header("X-Scope", identity.scope.as_str())?;
+                set(OwnedHeader::Scope, header_value(&identity.scope)?)?;
             }
         }
-        let server = &self.state.config.server;
         let hop = Hop {
             peer: ctx.peer,
             peer_trusted: ctx.peer_trusted,
@@ -416,18 +419,25 @@ impl ProxyHttp for Gateway {
             },
             host: request_host(downstream),
         };
+        let server = &self.state.config.server;
         let values =
             forwarding::forwarding_values(&downstream.headers, &hop, server.forwarded_header);
-        upstream_request.insert_header("X-Forwarded-For", values.x_forwarded_for)?;
-        upstream_request.insert_header("X-Forwarded-Proto", values.x_forwarded_proto)?;
-        if let Some(host) = values.x_forwarded_host {
-            upstream_request.insert_header("X-Forwarded-Host", host)?;
+        set(
+            OwnedHeader::ForwardedFor,
+            header_value(&values.x_forwarded_for)?,
+        )?;
+        set(
+            OwnedHeader::ForwardedProto,
+            header_value(&values.x_forwarded_proto)?,
+        )?;
+        if let Some(host) = &values.x_forwarded_host {
+            set(OwnedHeader::ForwardedHost, header_value(host)?)?;
         }
-        if let Some(forwarded) = values.forwarded {
-            upstream_request.insert_header("Forwarded", forwarded)?;
+        if let Some(forwarded) = &values.forwarded {
+            set(OwnedHeader::Forwarded, header_value(forwarded)?)?;
         }
-        upstream_request.insert_header("X-Real-IP", values.x_real_ip)?;
-        upstream_request.insert_header("X-Request-Id", ctx.request_id.clone())?;
+        set(OwnedHeader::RealIp, header_value(&values.x_real_ip)?)?;
+        set(OwnedHeader::RequestId, ctx.request_id.clone())?;
         Ok(())
     }
 
@@ -437,7 +447,7 @@ impl ProxyHttp for Gateway {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestContext,
     ) -> Result<()> {
-        upstream_response.insert_header("X-Request-Id", ctx.request_id.clone())?;
+        upstream_response.insert_header(OwnedHeader::RequestId.name(), ctx.request_id.clone())?;
         Ok(())
     }
 
@@ -525,6 +535,15 @@ impl ProxyHttp for Gateway {
         // 502; Pingora's own ERROR line would repeat it.
         matches!(error.esource(), ErrorSource::Upstream)
     }
+}
+
+/// A header value from text the gateway made or stored (ids, scopes,
+/// addresses): never a control character, but checked all the same.
+fn header_value(text: &str) -> Result<HeaderValue> {
+    HeaderValue::from_str(text).or_err(
+        InternalError,
+        "a value for the upstream is not a header value",
+    )
 }
 
 /// `uri` with its path and query replaced by `target`, keeping an HTTP/2

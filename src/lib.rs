@@ -40,6 +40,8 @@ pub mod management;
 pub mod metrics;
 /// The authorization server under `/oauth`.
 pub mod oauth;
+/// The one table of headers the gateway owns upstream.
+pub mod owned_headers;
 /// bcrypt on a bounded blocking pool.
 pub mod password;
 /// The lazily made, bounded, self-healing Redis connection.
