@@ -205,11 +205,7 @@ fn identity_headers(c: &mut Criterion) {
                 .unwrap();
         }
         c.bench_function(name, |b| {
-            b.iter_batched_ref(
-                || request.clone(),
-                strip_and_inject,
-                BatchSize::SmallInput,
-            )
+            b.iter_batched_ref(|| request.clone(), strip_and_inject, BatchSize::SmallInput)
         });
     }
 }
