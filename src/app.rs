@@ -179,9 +179,7 @@ pub fn build_state(config: Config) -> Result<AppState> {
         .management
         .admin
         .as_ref()
-        .map(|credentials| {
-            crate::management::admin_auth::AdminAuth::new(credentials, config.oauth.bcrypt_cost)
-        })
+        .map(|credentials| crate::admin_auth::AdminAuth::new(credentials, config.oauth.bcrypt_cost))
         .transpose()
         .context("cannot hash PORTCULLIS_ADMIN_PASSWORD")?;
     let mut route_scopes: Vec<String> = config

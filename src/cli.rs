@@ -46,6 +46,10 @@ pub enum Command {
     CheckConfig {
         /// The file to check (default: --config).
         file: Option<PathBuf>,
+        /// Check that upstream servers are `host:port` without resolving
+        /// them, for a file written for another network (a container's).
+        #[arg(long)]
+        no_resolve: bool,
     },
     /// Read a password from standard input and print its bcrypt hash, for
     /// management.password_hash.
@@ -180,9 +184,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             crate::app::serve(config)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::CheckConfig { file } => {
+        Command::CheckConfig { file, no_resolve } => {
             let path = file.unwrap_or(cli.config);
-            match config::load(&path, &ProcessEnvironment) {
+            let env: &dyn config::Environment = if no_resolve {
+                &config::WithoutResolving
+            } else {
+                &ProcessEnvironment
+            };
+            match config::load(&path, env) {
                 Ok(_) => {
                     println!("{}: ok", path.display());
                     Ok(ExitCode::SUCCESS)

@@ -10,6 +10,8 @@
 
 /// Account operations with their revocations, shared by CLI and management.
 pub mod accounts;
+/// HTTP Basic sign-in of the administrator, with lockout.
+pub mod admin_auth;
 /// Wiring: backends, Pingora services, startup checks.
 pub mod app;
 /// Bearer parsing and identity-header stripping (pure).
@@ -20,6 +22,8 @@ pub mod body;
 pub mod cli;
 /// The client's address, behind trusted proxies or not (pure).
 pub mod client_address;
+/// Where "now" comes from: the system clock, or a manual one in tests.
+pub mod clock;
 /// `gateway.yaml`: file structs and the checked [`config::Config`].
 pub mod config;
 /// The cap on client connections and the request-head deadline.

@@ -3,9 +3,9 @@
 //! (the gateway hands `oauth` and `management` only what they use).
 
 use crate::accounts::Accounts;
+use crate::admin_auth::AdminAuth;
 use crate::config::Config;
 use crate::lockout::LockoutStore;
-use crate::management::admin_auth::AdminAuth;
 use crate::password::PasswordHasher;
 use crate::route::Router;
 use crate::store::Store;

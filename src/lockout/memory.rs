@@ -21,6 +21,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::{LockoutError, LockoutPolicy, Subject, LOCKOUT_HISTORY};
+use crate::clock::Clock;
 
 /// Calls between sweeps of expired entries.
 const SWEEP_EVERY: u64 = 1024;
@@ -81,6 +82,7 @@ pub struct MemoryLockout {
     table: Mutex<Table>,
     max_subjects: usize,
     history: Duration,
+    clock: Clock,
 }
 
 impl Default for MemoryLockout {
@@ -97,18 +99,19 @@ fn deadline(now: Instant, duration: Duration) -> Instant {
 
 impl MemoryLockout {
     pub fn new() -> Self {
-        Self::with_limits(MAX_SUBJECTS, LOCKOUT_HISTORY)
+        Self::with_limits(MAX_SUBJECTS, LOCKOUT_HISTORY, Clock::System)
     }
 
-    fn with_limits(max_subjects: usize, history: Duration) -> Self {
+    fn with_limits(max_subjects: usize, history: Duration, clock: Clock) -> Self {
         MemoryLockout {
             table: Mutex::new(Table {
                 entries: HashMap::new(),
                 calls: 0,
-                next_full_sweep: Instant::now(),
+                next_full_sweep: clock.now(),
             }),
             max_subjects,
             history,
+            clock,
         }
     }
 
@@ -154,7 +157,7 @@ impl MemoryLockout {
 
     pub fn locked_for(&self, subject: Subject<'_>) -> Result<Option<Duration>, LockoutError> {
         let key = subject.key();
-        let now = Instant::now();
+        let now = self.clock.now();
         let mut table = self.table(now);
         self.ensure_room(&mut table, &key, now)?;
         let remaining = table
@@ -172,7 +175,7 @@ impl MemoryLockout {
         policy: &LockoutPolicy,
     ) -> Result<Option<Duration>, LockoutError> {
         let key = subject.key();
-        let now = Instant::now();
+        let now = self.clock.now();
         let mut table = self.table(now);
         self.ensure_room(&mut table, &key, now)?;
         let entry = table.entries.entry(key).or_default();
@@ -202,7 +205,7 @@ impl MemoryLockout {
     /// Forgets the failure count only; see [`super::LockoutStore::reset`].
     pub fn reset(&self, subject: Subject<'_>) -> Result<(), LockoutError> {
         let key = subject.key();
-        let now = Instant::now();
+        let now = self.clock.now();
         let mut table = self.table(now);
         if let Some(entry) = table.entries.get_mut(&key) {
             entry.failures = None;
@@ -223,11 +226,22 @@ impl MemoryLockout {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::thread::sleep;
 
-    /// Timings count in ticks, wide enough that a busy machine stalling a
-    /// test thread for a few ms cannot flip a result.
-    const TICK: Duration = Duration::from_millis(2);
+    /// Timings count in ticks of a clock the tests move by hand.
+    const TICK: Duration = Duration::from_secs(1);
+
+    /// A table on its own clock, with the default limits.
+    fn table() -> (MemoryLockout, Clock) {
+        limited(MAX_SUBJECTS, LOCKOUT_HISTORY)
+    }
+
+    fn limited(max_subjects: usize, history: Duration) -> (MemoryLockout, Clock) {
+        let clock = Clock::manual();
+        (
+            MemoryLockout::with_limits(max_subjects, history, clock.clone()),
+            clock,
+        )
+    }
 
     /// 3 failures within 400 ticks lock for 50, then 100, capped at 150.
     fn policy() -> LockoutPolicy {
@@ -247,19 +261,20 @@ mod tests {
 
     #[test]
     fn locks_after_max_failures_and_unlocks_after_the_lock() {
-        let store = MemoryLockout::new();
+        let (store, clock) = table();
         let alice = Subject::Username("alice");
         assert_eq!(fail(&store, alice, 3), [None, None, Some(TICK * 50)]);
-        let remaining = store.locked_for(alice).unwrap().expect("locked");
-        assert!(remaining <= TICK * 50, "{remaining:?}");
+        assert_eq!(store.locked_for(alice).unwrap(), Some(TICK * 50));
         assert_eq!(store.locked_for(Subject::Username("bob")).unwrap(), None);
-        sleep(TICK * 60);
+        clock.advance(TICK * 49);
+        assert_eq!(store.locked_for(alice).unwrap(), Some(TICK));
+        clock.advance(TICK);
         assert_eq!(store.locked_for(alice).unwrap(), None);
     }
 
     #[test]
     fn failures_while_locked_report_the_lock_and_do_not_count() {
-        let store = MemoryLockout::new();
+        let (store, clock) = table();
         let address = Subject::Address("192.0.2.1".parse().unwrap());
         fail(&store, address, 3);
         let during = fail(&store, address, 5);
@@ -267,40 +282,40 @@ mod tests {
             during.iter().all(|d| d.is_some_and(|d| d <= TICK * 50)),
             "{during:?}"
         );
-        sleep(TICK * 60);
+        clock.advance(TICK * 60);
         // Not counted: the next lock needs three new failures.
         assert_eq!(fail(&store, address, 3), [None, None, Some(TICK * 100)]);
     }
 
     #[test]
     fn each_lockout_doubles_the_next_up_to_the_cap() {
-        let store = MemoryLockout::new();
+        let (store, clock) = table();
         let alice = Subject::Username("alice");
         for expected in [50, 100, 150, 150] {
             assert_eq!(
                 fail(&store, alice, 3).last().unwrap(),
                 &Some(TICK * expected)
             );
-            sleep(TICK * (expected + 10));
+            clock.advance(TICK * (expected + 10));
         }
     }
 
     #[test]
     fn failures_outside_the_window_are_forgotten() {
-        let store = MemoryLockout::new();
+        let (store, clock) = table();
         let alice = Subject::Username("alice");
         assert_eq!(fail(&store, alice, 2), [None, None]);
-        sleep(TICK * 420);
+        clock.advance(TICK * 420);
         assert_eq!(fail(&store, alice, 2), [None, None]);
         assert_eq!(fail(&store, alice, 1), [Some(TICK * 50)]);
     }
 
     #[test]
     fn reset_clears_failures_but_keeps_the_lockout_history() {
-        let store = MemoryLockout::new();
+        let (store, clock) = table();
         let alice = Subject::Username("alice");
         fail(&store, alice, 3);
-        sleep(TICK * 60);
+        clock.advance(TICK * 60);
         fail(&store, alice, 2);
         store.reset(alice).unwrap();
         assert_eq!(fail(&store, alice, 2), [None, None]);
@@ -310,16 +325,16 @@ mod tests {
 
     #[test]
     fn history_expires() {
-        let store = MemoryLockout::with_limits(MAX_SUBJECTS, TICK * 100);
+        let (store, clock) = limited(MAX_SUBJECTS, TICK * 100);
         let alice = Subject::Username("alice");
         fail(&store, alice, 3);
-        sleep(TICK * 110);
+        clock.advance(TICK * 110);
         assert_eq!(fail(&store, alice, 3).last().unwrap(), &Some(TICK * 50));
     }
 
     #[test]
     fn subjects_are_independent() {
-        let store = MemoryLockout::new();
+        let (store, _clock) = table();
         fail(&store, Subject::Username("alice"), 3);
         let cases: [(Subject, bool); 4] = [
             (Subject::Username("alice"), true),
@@ -338,13 +353,13 @@ mod tests {
 
     #[test]
     fn expired_entries_are_swept() {
-        let store = MemoryLockout::with_limits(MAX_SUBJECTS, TICK * 10);
+        let (store, clock) = limited(MAX_SUBJECTS, TICK * 10);
         let names: Vec<String> = (0..100).map(|i| format!("user{i}")).collect();
         for name in &names {
             fail(&store, Subject::Username(name), 3);
         }
         assert_eq!(store.len(), 100);
-        sleep(TICK * 60);
+        clock.advance(TICK * 60);
         for _ in 0..SWEEP_EVERY {
             store.locked_for(Subject::Username("someone")).unwrap();
         }
@@ -353,7 +368,7 @@ mod tests {
 
     #[test]
     fn a_full_table_refuses_new_subjects_but_keeps_live_ones() {
-        let store = MemoryLockout::with_limits(2, TICK * 10_000);
+        let (store, _clock) = limited(2, TICK * 10_000);
         let (alice, bob, carol) = (
             Subject::Username("alice"),
             Subject::Username("bob"),
@@ -371,7 +386,7 @@ mod tests {
 
     #[test]
     fn a_full_table_makes_room_by_forgetting_history_first() {
-        let store = MemoryLockout::with_limits(2, TICK * 10_000);
+        let (store, clock) = limited(2, TICK * 10_000);
         let (alice, bob, carol) = (
             Subject::Username("alice"),
             Subject::Username("bob"),
@@ -379,7 +394,7 @@ mod tests {
         );
         fail(&store, alice, 3); // locked, then only history
         fail(&store, bob, 1); // a live count
-        sleep(TICK * 60);
+        clock.advance(TICK * 60);
         assert_eq!(store.locked_for(carol).unwrap(), None);
         assert_eq!(fail(&store, carol, 1), [None]);
         assert_eq!(store.len(), 2);

@@ -14,7 +14,7 @@
 //! - [`api`]: the JSON endpoints, independent of HTTP plumbing.
 //! - [`page`]: the self-contained page and its security headers.
 
-pub mod admin_auth;
+use crate::admin_auth;
 pub mod api;
 pub mod page;
 

@@ -158,3 +158,58 @@ fn check_config_lists_every_problem_and_exits_non_zero() {
     assert!(!output.status.success());
     assert!(stderr(&output).contains("routes[0].upstream"));
 }
+
+/// Every configuration the project ships is one `check-config` accepts:
+/// gateway.yaml as it is, and the container and Kubernetes files without
+/// resolving `app:8000`, which only exists on their network.
+#[test]
+fn every_shipped_configuration_passes_check_config() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let configmap: serde_yaml::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(root.join("deploy/kubernetes/configmap.yaml")).unwrap(),
+    )
+    .unwrap();
+    let embedded = configmap["data"]["gateway.yaml"]
+        .as_str()
+        .expect("the ConfigMap embeds gateway.yaml under data");
+    let kubernetes = dir.path().join("kubernetes-gateway.yaml");
+    std::fs::write(&kubernetes, embedded).unwrap();
+    let shipped = [
+        (root.join("gateway.yaml"), false),
+        (root.join("deploy/gateway.container.yaml"), true),
+        (kubernetes, true),
+    ];
+    for (file, no_resolve) in &shipped {
+        let mut args = vec!["check-config", file.to_str().unwrap()];
+        if *no_resolve {
+            args.push("--no-resolve");
+        }
+        let output = run_binary(file, &[], &args, None);
+        assert!(
+            output.status.success(),
+            "{}: {}",
+            file.display(),
+            stderr(&output)
+        );
+        assert!(stdout(&output).ends_with(": ok\n"), "{}", stdout(&output));
+    }
+
+    // The check without resolving still refuses what is not `host:port`,
+    // and resolving is the default: `app` does not resolve here.
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "upstreams:\n  app: {servers: [\"app\", \"app:http\", \"-app:80\"]}\nroutes:\n  - {path_prefix: /, upstream: app}\n").unwrap();
+    let output = run_binary(&bad, &[], &["check-config", "--no-resolve"], None);
+    assert_eq!(output.status.code(), Some(1));
+    for server in 0..3 {
+        let path = format!("upstreams.app.servers[{server}]");
+        assert!(
+            stderr(&output).contains(&path),
+            "{path}: {}",
+            stderr(&output)
+        );
+    }
+    let output = run_binary(&shipped[1].0, &[], &["check-config"], None);
+    assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+    assert!(stderr(&output).contains("upstreams.app.servers[0]"));
+}

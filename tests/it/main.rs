@@ -2,6 +2,7 @@
 //! redis-server, mongod and upstream (see `harness`).
 
 mod frameworks;
+#[macro_use]
 mod harness;
 mod wire;
 

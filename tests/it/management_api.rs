@@ -10,18 +10,9 @@ const ADMIN: (&str, &str) = ("admin", "admin-password-1");
 /// A gateway with an administrator: embedded store and memory tokens, or,
 /// given a Redis, MongoDB and Redis. Also returns the pair's name for
 /// assertion messages.
-fn gateway_with_admin(upstream: &Upstream, redis: Option<&Redis>) -> (Gateway, &'static str) {
-    match redis {
-        None => {
-            let config = GatewayConfig::new(upstream).admin(ADMIN.0, ADMIN.1);
-            (Gateway::start(&config), "embedded+memory")
-        }
-        Some(redis) => {
-            let (uri, _) = Mongo::shared().fresh_database_uri();
-            let config = GatewayConfig::shared(upstream, redis, &uri).admin(ADMIN.0, ADMIN.1);
-            (Gateway::start(&config), "mongodb+redis")
-        }
-    }
+fn gateway_with_admin(upstream: &Upstream, backends: &Backends) -> (Gateway, &'static str) {
+    let config = backends.config(upstream).admin(ADMIN.0, ADMIN.1);
+    (Gateway::start(&config), backends.name())
 }
 
 struct Admin {
@@ -208,217 +199,215 @@ async fn access_needs_the_administrator_and_same_origin() {
     assert_eq!(json(spec).await["openapi"], "3.1.0");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn users_and_their_sessions() {
-    for redis in [None, Some(Redis::start())] {
-        let upstream = Upstream::start().await;
-        let (gateway, name) = gateway_with_admin(&upstream, redis.as_ref());
-        let admin = Admin::new(&gateway);
+on_both_backends!(users_and_their_sessions);
+async fn users_and_their_sessions(backends: Backends) {
+    let upstream = Upstream::start().await;
+    let (gateway, name) = gateway_with_admin(&upstream, &backends);
+    let admin = Admin::new(&gateway);
 
-        let (status, jonas) = admin
-            .post(
-                "/users",
-                json!({"username": "jonas", "password": "long-enough"}),
-            )
-            .await;
-        assert_eq!(status, 201, "{name}");
-        assert_eq!(jonas["username"], "jonas");
-        assert_eq!(jonas["disabled"], false);
-        let id = jonas["id"].as_str().unwrap().to_string();
-        for username in ["anna", "jonathan"] {
-            assert_eq!(
-                admin
-                    .post(
-                        "/users",
-                        json!({"username": username, "password": "long-enough"})
-                    )
-                    .await
-                    .0,
-                201
-            );
-        }
-
-        // Errors name their field.
-        let cases = [
-            (
-                json!({"username": "jonas", "password": "long-enough"}),
-                409,
-                "username",
-            ),
-            (
-                json!({"username": "x", "password": "short"}),
-                400,
-                "password",
-            ),
-            (
-                json!({"username": "two words", "password": "long-enough"}),
-                400,
-                "username",
-            ),
-            (
-                json!({"username": "y", "password": "long-enough", "admin": true}),
-                400,
-                "admin",
-            ),
-            (json!({"password": "long-enough"}), 400, "username"),
-        ];
-        for (body, status, field) in cases {
-            let (got, error) = admin.post("/users", body.clone()).await;
-            assert_eq!(got, status, "{name}: {body}");
-            assert_eq!(error["field"], field, "{name}: {body}");
-        }
-
-        // Listing: sorted, searched, paged.
-        let (_, page) = admin.get("/users?limit=2").await;
-        assert_eq!(page["total"], 3);
-        let names: Vec<&str> = page["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|u| u["username"].as_str().unwrap())
-            .collect();
-        assert_eq!(names, vec!["anna", "jonas"]);
-        let (_, page) = admin.get("/users?search=JON&offset=1").await;
-        assert_eq!(page["total"], 2);
-        assert_eq!(page["items"][0]["username"], "jonathan");
-        assert_eq!(admin.get("/users?limit=0").await.0, 400);
-        assert_eq!(
-            admin.get(&format!("/users/{id}")).await.1["username"],
-            "jonas"
-        );
-        assert_eq!(admin.get("/users/nope").await.0, 404);
-
-        // Sessions: a sign-in shows up and can be revoked.
-        let (_, client) = admin.post("/clients", json!({"name": "ios app"})).await;
-        let client_id = client["client_id"].as_str().unwrap().to_string();
-        let first = gateway.login(&client_id, "jonas", "long-enough").await;
-        let second = gateway.login(&client_id, "jonas", "long-enough").await;
-        let (_, sessions) = admin.get(&format!("/users/{id}/sessions")).await;
-        let sessions = sessions.as_array().unwrap().clone();
-        assert_eq!(sessions.len(), 2, "{name}");
-        assert_eq!(sessions[0]["client_id"], client_id.as_str());
-        assert!(sessions[0].get("refresh_digest").is_none());
-        let session_id = sessions
-            .iter()
-            .map(|s| s["id"].as_str().unwrap())
-            .next()
-            .unwrap()
-            .to_string();
+    let (status, jonas) = admin
+        .post(
+            "/users",
+            json!({"username": "jonas", "password": "long-enough"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{name}");
+    assert_eq!(jonas["username"], "jonas");
+    assert_eq!(jonas["disabled"], false);
+    let id = jonas["id"].as_str().unwrap().to_string();
+    for username in ["anna", "jonathan"] {
         assert_eq!(
             admin
-                .delete(&format!("/users/{id}/sessions/{session_id}"))
+                .post(
+                    "/users",
+                    json!({"username": username, "password": "long-enough"})
+                )
                 .await
                 .0,
-            204
+            201
         );
-        let statuses = [
-            gateway.get_status("/x", &first.access_token).await,
-            gateway.get_status("/x", &second.access_token).await,
-        ];
-        assert!(
-            statuses.contains(&401) && statuses.contains(&200),
-            "{name}: exactly one revoked: {statuses:?}"
-        );
-        assert_eq!(
-            admin
-                .delete(&format!("/users/{id}/sessions/{session_id}"))
-                .await
-                .0,
-            404
-        );
-        let (status, revoked) = admin.delete(&format!("/users/{id}/sessions")).await;
-        assert_eq!(
-            (status, revoked["revoked"].as_u64()),
-            (200, Some(1)),
-            "{name}"
-        );
-        assert_eq!(gateway.get_status("/x", &second.access_token).await, 401);
+    }
 
-        // A password reset revokes; the new password works.
-        let tokens = gateway.login(&client_id, "jonas", "long-enough").await;
-        let (status, _) = admin
-            .patch(
-                &format!("/users/{id}"),
-                json!({"password": "another-password"}),
-            )
-            .await;
-        assert_eq!(status, 200);
-        assert_eq!(
-            gateway.get_status("/x", &tokens.access_token).await,
-            401,
-            "{name}"
-        );
-        assert_eq!(
-            admin
-                .patch(&format!("/users/{id}"), json!({"password": "short"}))
-                .await
-                .1["field"],
-            "password"
-        );
-        assert_eq!(admin.patch(&format!("/users/{id}"), json!({})).await.0, 400);
+    // Errors name their field.
+    let cases = [
+        (
+            json!({"username": "jonas", "password": "long-enough"}),
+            409,
+            "username",
+        ),
+        (
+            json!({"username": "x", "password": "short"}),
+            400,
+            "password",
+        ),
+        (
+            json!({"username": "two words", "password": "long-enough"}),
+            400,
+            "username",
+        ),
+        (
+            json!({"username": "y", "password": "long-enough", "admin": true}),
+            400,
+            "admin",
+        ),
+        (json!({"password": "long-enough"}), 400, "username"),
+    ];
+    for (body, status, field) in cases {
+        let (got, error) = admin.post("/users", body.clone()).await;
+        assert_eq!(got, status, "{name}: {body}");
+        assert_eq!(error["field"], field, "{name}: {body}");
+    }
 
-        // Disable, enable, delete.
-        let tokens = gateway.login(&client_id, "jonas", "another-password").await;
-        let (_, user) = admin
-            .patch(&format!("/users/{id}"), json!({"disabled": true}))
-            .await;
-        assert_eq!(user["disabled"], true);
-        assert_eq!(
-            gateway.get_status("/x", &tokens.access_token).await,
-            401,
-            "{name}"
-        );
-        let refused = gateway
-            .token_request(&[
-                ("grant_type", "password"),
-                ("client_id", &client_id),
-                ("username", "jonas"),
-                ("password", "another-password"),
-            ])
-            .await;
-        assert_eq!(refused.status(), 400);
+    // Listing: sorted, searched, paged.
+    let (_, page) = admin.get("/users?limit=2").await;
+    assert_eq!(page["total"], 3);
+    let names: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["anna", "jonas"]);
+    let (_, page) = admin.get("/users?search=JON&offset=1").await;
+    assert_eq!(page["total"], 2);
+    assert_eq!(page["items"][0]["username"], "jonathan");
+    assert_eq!(admin.get("/users?limit=0").await.0, 400);
+    assert_eq!(
+        admin.get(&format!("/users/{id}")).await.1["username"],
+        "jonas"
+    );
+    assert_eq!(admin.get("/users/nope").await.0, 404);
+
+    // Sessions: a sign-in shows up and can be revoked.
+    let (_, client) = admin.post("/clients", json!({"name": "ios app"})).await;
+    let client_id = client["client_id"].as_str().unwrap().to_string();
+    let first = gateway.login(&client_id, "jonas", "long-enough").await;
+    let second = gateway.login(&client_id, "jonas", "long-enough").await;
+    let (_, sessions) = admin.get(&format!("/users/{id}/sessions")).await;
+    let sessions = sessions.as_array().unwrap().clone();
+    assert_eq!(sessions.len(), 2, "{name}");
+    assert_eq!(sessions[0]["client_id"], client_id.as_str());
+    assert!(sessions[0].get("refresh_digest").is_none());
+    let session_id = sessions
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(
         admin
-            .patch(&format!("/users/{id}"), json!({"disabled": false}))
-            .await;
-        let tokens = gateway.login(&client_id, "jonas", "another-password").await;
-        assert_eq!(admin.delete(&format!("/users/{id}")).await.0, 204);
-        assert_eq!(
-            gateway.get_status("/x", &tokens.access_token).await,
-            401,
-            "{name}"
-        );
-        assert_eq!(admin.get(&format!("/users/{id}")).await.0, 404);
-        assert_eq!(admin.delete(&format!("/users/{id}")).await.0, 404);
+            .delete(&format!("/users/{id}/sessions/{session_id}"))
+            .await
+            .0,
+        204
+    );
+    let statuses = [
+        gateway.get_status("/x", &first.access_token).await,
+        gateway.get_status("/x", &second.access_token).await,
+    ];
+    assert!(
+        statuses.contains(&401) && statuses.contains(&200),
+        "{name}: exactly one revoked: {statuses:?}"
+    );
+    assert_eq!(
+        admin
+            .delete(&format!("/users/{id}/sessions/{session_id}"))
+            .await
+            .0,
+        404
+    );
+    let (status, revoked) = admin.delete(&format!("/users/{id}/sessions")).await;
+    assert_eq!(
+        (status, revoked["revoked"].as_u64()),
+        (200, Some(1)),
+        "{name}"
+    );
+    assert_eq!(gateway.get_status("/x", &second.access_token).await, 401);
 
-        // Every action left an audit event, without secrets.
-        let actions = [
-            "user.create",
-            "user.session_revoke",
-            "user.sessions_revoke_all",
-            "user.password_reset",
-            "user.disable",
-            "user.enable",
-            "user.delete",
-            "client.create",
-        ];
-        let logs = gateway
-            .logs_when(|logs| actions.iter().all(|action| logs.contains(action)))
-            .await;
-        let audit: Vec<&str> = logs
-            .lines()
-            .filter(|l| l.contains("portcullis::audit"))
-            .collect();
-        for action in actions {
-            assert!(
-                audit
-                    .iter()
-                    .any(|l| l.contains(action) && l.contains("actor=admin")),
-                "{name}: no audit event {action}"
-            );
-        }
-        for secret in ["long-enough", "another-password", ADMIN.1] {
-            assert!(!logs.contains(secret), "{name}: {secret} reached the log");
-        }
+    // A password reset revokes; the new password works.
+    let tokens = gateway.login(&client_id, "jonas", "long-enough").await;
+    let (status, _) = admin
+        .patch(
+            &format!("/users/{id}"),
+            json!({"password": "another-password"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        gateway.get_status("/x", &tokens.access_token).await,
+        401,
+        "{name}"
+    );
+    assert_eq!(
+        admin
+            .patch(&format!("/users/{id}"), json!({"password": "short"}))
+            .await
+            .1["field"],
+        "password"
+    );
+    assert_eq!(admin.patch(&format!("/users/{id}"), json!({})).await.0, 400);
+
+    // Disable, enable, delete.
+    let tokens = gateway.login(&client_id, "jonas", "another-password").await;
+    let (_, user) = admin
+        .patch(&format!("/users/{id}"), json!({"disabled": true}))
+        .await;
+    assert_eq!(user["disabled"], true);
+    assert_eq!(
+        gateway.get_status("/x", &tokens.access_token).await,
+        401,
+        "{name}"
+    );
+    let refused = gateway
+        .token_request(&[
+            ("grant_type", "password"),
+            ("client_id", &client_id),
+            ("username", "jonas"),
+            ("password", "another-password"),
+        ])
+        .await;
+    assert_eq!(refused.status(), 400);
+    admin
+        .patch(&format!("/users/{id}"), json!({"disabled": false}))
+        .await;
+    let tokens = gateway.login(&client_id, "jonas", "another-password").await;
+    assert_eq!(admin.delete(&format!("/users/{id}")).await.0, 204);
+    assert_eq!(
+        gateway.get_status("/x", &tokens.access_token).await,
+        401,
+        "{name}"
+    );
+    assert_eq!(admin.get(&format!("/users/{id}")).await.0, 404);
+    assert_eq!(admin.delete(&format!("/users/{id}")).await.0, 404);
+
+    // Every action left an audit event, without secrets.
+    let actions = [
+        "user.create",
+        "user.session_revoke",
+        "user.sessions_revoke_all",
+        "user.password_reset",
+        "user.disable",
+        "user.enable",
+        "user.delete",
+        "client.create",
+    ];
+    let logs = gateway
+        .logs_when(|logs| actions.iter().all(|action| logs.contains(action)))
+        .await;
+    let audit: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("portcullis::audit"))
+        .collect();
+    for action in actions {
+        assert!(
+            audit
+                .iter()
+                .any(|l| l.contains(action) && l.contains("actor=admin")),
+            "{name}: no audit event {action}"
+        );
+    }
+    for secret in ["long-enough", "another-password", ADMIN.1] {
+        assert!(!logs.contains(secret), "{name}: {secret} reached the log");
     }
 }
 
@@ -559,81 +548,79 @@ async fn clients_are_created_edited_and_deleted() {
     );
 }
 
+on_both_backends!(disabling_or_removing_a_client_ends_its_own_tokens);
 /// A client's own tokens (client_credentials) belong to no session; they
 /// must still end when the client is disabled or removed, on both backends.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn disabling_or_removing_a_client_ends_its_own_tokens() {
-    for redis in [None, Some(Redis::start())] {
-        let upstream = Upstream::start().await;
-        let (gateway, name) = gateway_with_admin(&upstream, redis.as_ref());
-        let admin = Admin::new(&gateway);
-        let confidential = |name: &'static str| {
-            let admin = &admin;
-            async move {
-                let (_, created) = admin
-                    .post("/clients", json!({"name": name, "type": "confidential"}))
-                    .await;
-                (
-                    created["client_id"].as_str().unwrap().to_string(),
-                    created["client_secret"].as_str().unwrap().to_string(),
-                )
-            }
-        };
-        let machine_token = |(id, secret): &(String, String)| {
-            let gateway = &gateway;
-            let (id, secret) = (id.clone(), secret.clone());
-            async move {
-                let response = gateway
-                    .post_form(
-                        "/oauth/token",
-                        Some((&id, &secret)),
-                        &[("grant_type", "client_credentials")],
-                    )
-                    .await;
-                let status = response.status();
-                let body = json(response).await;
-                assert_eq!(status, 200, "{body}");
-                body["access_token"].as_str().unwrap().to_string()
-            }
-        };
-        let billing = confidential("billing").await;
-        let reports = confidential("reports").await;
-        let (first, second) = (machine_token(&billing).await, machine_token(&billing).await);
-        let other = machine_token(&reports).await;
-        for token in [&first, &second, &other] {
-            assert_eq!(gateway.get_status("/x", token).await, 200, "{name}");
+async fn disabling_or_removing_a_client_ends_its_own_tokens(backends: Backends) {
+    let upstream = Upstream::start().await;
+    let (gateway, name) = gateway_with_admin(&upstream, &backends);
+    let admin = Admin::new(&gateway);
+    let confidential = |name: &'static str| {
+        let admin = &admin;
+        async move {
+            let (_, created) = admin
+                .post("/clients", json!({"name": name, "type": "confidential"}))
+                .await;
+            (
+                created["client_id"].as_str().unwrap().to_string(),
+                created["client_secret"].as_str().unwrap().to_string(),
+            )
         }
-
-        let (status, _) = admin
-            .patch(
-                &format!("/clients/{}", billing.0),
-                json!({"disabled": true}),
-            )
-            .await;
-        assert_eq!(status, 200, "{name}");
-        assert_eq!(gateway.get_status("/x", &first).await, 401, "{name}");
-        assert_eq!(gateway.get_status("/x", &second).await, 401, "{name}");
-        assert_eq!(
-            gateway.get_status("/x", &other).await,
-            200,
-            "{name}: another client's token is untouched"
-        );
-
-        admin
-            .patch(
-                &format!("/clients/{}", billing.0),
-                json!({"disabled": false}),
-            )
-            .await;
-        let third = machine_token(&billing).await;
-        assert_eq!(gateway.get_status("/x", &third).await, 200, "{name}");
-        assert_eq!(
-            admin.delete(&format!("/clients/{}", billing.0)).await.0,
-            204
-        );
-        assert_eq!(gateway.get_status("/x", &third).await, 401, "{name}");
-        assert_eq!(gateway.get_status("/x", &other).await, 200, "{name}");
+    };
+    let machine_token = |(id, secret): &(String, String)| {
+        let gateway = &gateway;
+        let (id, secret) = (id.clone(), secret.clone());
+        async move {
+            let response = gateway
+                .post_form(
+                    "/oauth/token",
+                    Some((&id, &secret)),
+                    &[("grant_type", "client_credentials")],
+                )
+                .await;
+            let status = response.status();
+            let body = json(response).await;
+            assert_eq!(status, 200, "{body}");
+            body["access_token"].as_str().unwrap().to_string()
+        }
+    };
+    let billing = confidential("billing").await;
+    let reports = confidential("reports").await;
+    let (first, second) = (machine_token(&billing).await, machine_token(&billing).await);
+    let other = machine_token(&reports).await;
+    for token in [&first, &second, &other] {
+        assert_eq!(gateway.get_status("/x", token).await, 200, "{name}");
     }
+
+    let (status, _) = admin
+        .patch(
+            &format!("/clients/{}", billing.0),
+            json!({"disabled": true}),
+        )
+        .await;
+    assert_eq!(status, 200, "{name}");
+    assert_eq!(gateway.get_status("/x", &first).await, 401, "{name}");
+    assert_eq!(gateway.get_status("/x", &second).await, 401, "{name}");
+    assert_eq!(
+        gateway.get_status("/x", &other).await,
+        200,
+        "{name}: another client's token is untouched"
+    );
+
+    admin
+        .patch(
+            &format!("/clients/{}", billing.0),
+            json!({"disabled": false}),
+        )
+        .await;
+    let third = machine_token(&billing).await;
+    assert_eq!(gateway.get_status("/x", &third).await, 200, "{name}");
+    assert_eq!(
+        admin.delete(&format!("/clients/{}", billing.0)).await.0,
+        204
+    );
+    assert_eq!(gateway.get_status("/x", &third).await, 401, "{name}");
+    assert_eq!(gateway.get_status("/x", &other).await, 200, "{name}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,190 +9,6 @@ use serde_json::Value;
 
 use crate::harness::*;
 
-/// The two deployments: zero-setup and shared.
-enum Backends {
-    EmbeddedMemory,
-    MongoRedis(Redis),
-}
-
-impl Backends {
-    fn both() -> Vec<Backends> {
-        vec![
-            Backends::EmbeddedMemory,
-            Backends::MongoRedis(Redis::start()),
-        ]
-    }
-
-    fn config(&self, upstream: &Upstream) -> GatewayConfig {
-        match self {
-            Backends::EmbeddedMemory => GatewayConfig::new(upstream),
-            Backends::MongoRedis(redis) => {
-                let (uri, _) = Mongo::shared().fresh_database_uri();
-                GatewayConfig::shared(upstream, redis, &uri)
-            }
-        }
-    }
-
-    fn name(&self) -> &'static str {
-        match self {
-            Backends::EmbeddedMemory => "embedded+memory",
-            Backends::MongoRedis(_) => "mongodb+redis",
-        }
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn confidential_clients_and_client_credentials() {
-    for backends in Backends::both() {
-        let name = backends.name();
-        let upstream = Upstream::start().await;
-        let gateway = Gateway::start(&backends.config(&upstream));
-        let (client_id, secret) =
-            gateway.create_confidential_client("billing", &["--scopes", "read,write"]);
-
-        // client_secret_basic
-        let response = gateway
-            .post_form(
-                "/oauth/token",
-                Some((&client_id, &secret)),
-                &[("grant_type", "client_credentials"), ("scope", "read")],
-            )
-            .await;
-        assert_eq!(response.status(), 200, "{name}");
-        assert_eq!(response.headers()["cache-control"], "no-store");
-        let body = json(response).await;
-        assert_eq!(body["scope"], "read", "{name}");
-        assert!(
-            body.get("refresh_token").is_none(),
-            "{name}: §4.4.3 no refresh token"
-        );
-        let token = body["access_token"].as_str().unwrap();
-        assert_eq!(gateway.get_status("/machine", token).await, 200, "{name}");
-        let seen = upstream.last();
-        assert_eq!(
-            seen.header_values("x-client-id"),
-            vec![client_id.as_str()],
-            "{name}"
-        );
-        assert!(
-            seen.header_values("x-user-id").is_empty(),
-            "{name}: no user behind this token"
-        );
-        assert_eq!(seen.header_values("x-scope"), vec!["read"], "{name}");
-
-        // client_secret_post, no scope asked: everything the client may have.
-        let response = gateway
-            .post_form(
-                "/oauth/token",
-                None,
-                &[
-                    ("grant_type", "client_credentials"),
-                    ("client_id", &client_id),
-                    ("client_secret", &secret),
-                ],
-            )
-            .await;
-        assert_eq!(response.status(), 200, "{name}");
-        assert_eq!(json(response).await["scope"], "read write", "{name}");
-
-        // Failures.
-        let wrong = gateway
-            .post_form(
-                "/oauth/token",
-                Some((&client_id, "wrong")),
-                &[("grant_type", "client_credentials")],
-            )
-            .await;
-        assert_eq!(wrong.status(), 401, "{name}");
-        assert_eq!(
-            wrong.headers()["www-authenticate"],
-            "Basic realm=\"portcullis\"",
-            "{name}"
-        );
-        assert_eq!(json(wrong).await["error"], "invalid_client");
-
-        let no_secret = gateway
-            .post_form(
-                "/oauth/token",
-                None,
-                &[
-                    ("grant_type", "client_credentials"),
-                    ("client_id", &client_id),
-                ],
-            )
-            .await;
-        assert_eq!(no_secret.status(), 401, "{name}");
-        assert!(
-            no_secret.headers().get("www-authenticate").is_none(),
-            "{name}: no Basic attempted"
-        );
-        assert_eq!(json(no_secret).await["error"], "invalid_client");
-
-        let both_methods = gateway
-            .post_form(
-                "/oauth/token",
-                Some((&client_id, &secret)),
-                &[
-                    ("grant_type", "client_credentials"),
-                    ("client_secret", &secret),
-                ],
-            )
-            .await;
-        assert_eq!(both_methods.status(), 400, "{name}");
-        assert_eq!(json(both_methods).await["error"], "invalid_request");
-
-        let bad_scope = gateway
-            .post_form(
-                "/oauth/token",
-                Some((&client_id, &secret)),
-                &[("grant_type", "client_credentials"), ("scope", "admin")],
-            )
-            .await;
-        assert_eq!(bad_scope.status(), 400, "{name}");
-        assert_eq!(json(bad_scope).await["error"], "invalid_scope");
-
-        // A public client may not use client_credentials, nor present a secret.
-        let public = gateway.create_client("app");
-        let response = gateway
-            .post_form(
-                "/oauth/token",
-                None,
-                &[("grant_type", "client_credentials"), ("client_id", &public)],
-            )
-            .await;
-        assert_eq!(response.status(), 400, "{name}");
-        assert_eq!(json(response).await["error"], "unauthorized_client");
-        let response = gateway
-            .post_form(
-                "/oauth/token",
-                Some((&public, "made-up")),
-                &[
-                    ("grant_type", "password"),
-                    ("username", "u"),
-                    ("password", "p"),
-                ],
-            )
-            .await;
-        assert_eq!(response.status(), 401, "{name}");
-        assert_eq!(json(response).await["error"], "invalid_client");
-
-        // A disabled client is refused.
-        assert!(gateway
-            .run(&["client", "update", &client_id, "--disable"], None)
-            .status
-            .success());
-        let response = gateway
-            .post_form(
-                "/oauth/token",
-                Some((&client_id, &secret)),
-                &[("grant_type", "client_credentials")],
-            )
-            .await;
-        assert_eq!(response.status(), 401, "{name}");
-        assert_eq!(upstream.count(), 1, "{name}");
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_require_scopes() {
     let upstream = Upstream::start().await;
@@ -288,182 +104,178 @@ async fn routes_require_scopes() {
     assert_eq!(json(narrowed).await["scope"], "read");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn revocation_follows_rfc_7009() {
-    for backends in Backends::both() {
-        let name = backends.name();
-        let upstream = Upstream::start().await;
-        let gateway = Gateway::start(&backends.config(&upstream));
-        let session = signed_in(&gateway).await;
-        let client_id = session.client_id.as_str();
-        let revoke = |token: String, hint: Option<&'static str>, client: String| {
-            let gateway = &gateway;
-            async move {
-                let mut form = vec![("client_id", client.as_str()), ("token", token.as_str())];
-                if let Some(hint) = hint {
-                    form.push(("token_type_hint", hint));
-                }
-                gateway.post_form("/oauth/revoke", None, &form).await
+on_both_backends!(revocation_follows_rfc_7009);
+async fn revocation_follows_rfc_7009(backends: Backends) {
+    let name = backends.name();
+    let upstream = Upstream::start().await;
+    let gateway = Gateway::start(&backends.config(&upstream));
+    let session = signed_in(&gateway).await;
+    let client_id = session.client_id.as_str();
+    let revoke = |token: String, hint: Option<&'static str>, client: String| {
+        let gateway = &gateway;
+        async move {
+            let mut form = vec![("client_id", client.as_str()), ("token", token.as_str())];
+            if let Some(hint) = hint {
+                form.push(("token_type_hint", hint));
             }
-        };
+            gateway.post_form("/oauth/revoke", None, &form).await
+        }
+    };
 
-        // Another client cannot revoke our token, and learns nothing.
-        let other = gateway.create_client("other");
-        let response = revoke(session.tokens.access_token.clone(), None, other).await;
-        assert_eq!(response.status(), 200, "{name}");
-        assert_eq!(
-            gateway.get_status("/x", &session.tokens.access_token).await,
-            200,
-            "{name}"
-        );
+    // Another client cannot revoke our token, and learns nothing.
+    let other = gateway.create_client("other");
+    let response = revoke(session.tokens.access_token.clone(), None, other).await;
+    assert_eq!(response.status(), 200, "{name}");
+    assert_eq!(
+        gateway.get_status("/x", &session.tokens.access_token).await,
+        200,
+        "{name}"
+    );
 
-        // Revoking an access token: that token alone.
-        let response = revoke(
-            session.tokens.access_token.clone(),
-            Some("access_token"),
-            client_id.into(),
-        )
+    // Revoking an access token: that token alone.
+    let response = revoke(
+        session.tokens.access_token.clone(),
+        Some("access_token"),
+        client_id.into(),
+    )
+    .await;
+    assert_eq!(response.status(), 200, "{name}");
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    assert_eq!(response.text().await.unwrap(), "", "{name}");
+    assert_eq!(
+        gateway.get_status("/x", &session.tokens.access_token).await,
+        401,
+        "{name}"
+    );
+
+    // Revoking a refresh token (wrong hint: the search goes on): the whole
+    // session, and the access tokens issued from it.
+    let second = gateway.login(client_id, "jonas", "pass").await;
+    assert_eq!(
+        gateway.get_status("/x", &second.access_token).await,
+        200,
+        "{name}"
+    );
+    let response = revoke(
+        second.refresh_token.clone(),
+        Some("access_token"),
+        client_id.into(),
+    )
+    .await;
+    assert_eq!(response.status(), 200, "{name}");
+    assert_eq!(
+        gateway.get_status("/x", &second.access_token).await,
+        401,
+        "{name}"
+    );
+    let refreshed = gateway.refresh(client_id, &second.refresh_token).await;
+    assert_eq!(refreshed.status(), 400, "{name}");
+
+    // Unknown tokens are fine (§2.2); a missing token is not.
+    assert_eq!(
+        revoke("no-such-token".into(), None, client_id.into())
+            .await
+            .status(),
+        200,
+        "{name}"
+    );
+    let missing = gateway
+        .post_form("/oauth/revoke", None, &[("client_id", client_id)])
         .await;
-        assert_eq!(response.status(), 200, "{name}");
-        assert_eq!(response.headers()["cache-control"], "no-store");
-        assert_eq!(response.text().await.unwrap(), "", "{name}");
-        assert_eq!(
-            gateway.get_status("/x", &session.tokens.access_token).await,
-            401,
-            "{name}"
-        );
-
-        // Revoking a refresh token (wrong hint: the search goes on): the whole
-        // session, and the access tokens issued from it.
-        let second = gateway.login(client_id, "jonas", "pass").await;
-        assert_eq!(
-            gateway.get_status("/x", &second.access_token).await,
-            200,
-            "{name}"
-        );
-        let response = revoke(
-            second.refresh_token.clone(),
-            Some("access_token"),
-            client_id.into(),
-        )
-        .await;
-        assert_eq!(response.status(), 200, "{name}");
-        assert_eq!(
-            gateway.get_status("/x", &second.access_token).await,
-            401,
-            "{name}"
-        );
-        let refreshed = gateway.refresh(client_id, &second.refresh_token).await;
-        assert_eq!(refreshed.status(), 400, "{name}");
-
-        // Unknown tokens are fine (§2.2); a missing token is not.
-        assert_eq!(
-            revoke("no-such-token".into(), None, client_id.into())
-                .await
-                .status(),
-            200,
-            "{name}"
-        );
-        let missing = gateway
-            .post_form("/oauth/revoke", None, &[("client_id", client_id)])
-            .await;
-        assert_eq!(missing.status(), 400, "{name}");
-        assert_eq!(json(missing).await["error"], "invalid_request");
-        let unknown_client = revoke("x".into(), None, "nope".into()).await;
-        assert_eq!(unknown_client.status(), 401, "{name}");
-        assert_eq!(
-            client()
-                .get(gateway.url("/oauth/revoke"))
-                .send()
-                .await
-                .unwrap()
-                .status(),
-            405
-        );
-    }
+    assert_eq!(missing.status(), 400, "{name}");
+    assert_eq!(json(missing).await["error"], "invalid_request");
+    let unknown_client = revoke("x".into(), None, "nope".into()).await;
+    assert_eq!(unknown_client.status(), 401, "{name}");
+    assert_eq!(
+        client()
+            .get(gateway.url("/oauth/revoke"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        405
+    );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn introspection_follows_rfc_7662() {
-    for backends in Backends::both() {
-        let name = backends.name();
-        let upstream = Upstream::start().await;
-        let gateway = Gateway::start(&backends.config(&upstream));
-        let session = signed_in(&gateway).await;
-        let (resource_server, secret) = gateway.create_confidential_client("reports-service", &[]);
-        let introspect = |token: String| {
-            let gateway = &gateway;
-            let (id, secret) = (resource_server.clone(), secret.clone());
-            async move {
-                let response = gateway
-                    .post_form(
-                        "/oauth/introspect",
-                        Some((&id, &secret)),
-                        &[("token", &token)],
-                    )
-                    .await;
-                assert_eq!(response.status(), 200);
-                assert_eq!(response.headers()["cache-control"], "no-store");
-                json(response).await
-            }
-        };
+on_both_backends!(introspection_follows_rfc_7662);
+async fn introspection_follows_rfc_7662(backends: Backends) {
+    let name = backends.name();
+    let upstream = Upstream::start().await;
+    let gateway = Gateway::start(&backends.config(&upstream));
+    let session = signed_in(&gateway).await;
+    let (resource_server, secret) = gateway.create_confidential_client("reports-service", &[]);
+    let introspect = |token: String| {
+        let gateway = &gateway;
+        let (id, secret) = (resource_server.clone(), secret.clone());
+        async move {
+            let response = gateway
+                .post_form(
+                    "/oauth/introspect",
+                    Some((&id, &secret)),
+                    &[("token", &token)],
+                )
+                .await;
+            assert_eq!(response.status(), 200);
+            assert_eq!(response.headers()["cache-control"], "no-store");
+            json(response).await
+        }
+    };
 
-        let access = introspect(session.tokens.access_token.clone()).await;
-        assert_eq!(access["active"], true, "{name}");
-        assert_eq!(access["sub"], session.user_id.as_str(), "{name}");
-        assert_eq!(access["username"], "jonas", "{name}");
-        assert_eq!(access["client_id"], session.client_id.as_str(), "{name}");
-        assert_eq!(access["token_type"], "Bearer", "{name}");
-        assert_eq!(access["scope"], "", "{name}");
-        let (exp, iat) = (
-            access["exp"].as_u64().unwrap(),
-            access["iat"].as_u64().unwrap(),
-        );
-        assert_eq!(exp - iat, 3600, "{name}");
+    let access = introspect(session.tokens.access_token.clone()).await;
+    assert_eq!(access["active"], true, "{name}");
+    assert_eq!(access["sub"], session.user_id.as_str(), "{name}");
+    assert_eq!(access["username"], "jonas", "{name}");
+    assert_eq!(access["client_id"], session.client_id.as_str(), "{name}");
+    assert_eq!(access["token_type"], "Bearer", "{name}");
+    assert_eq!(access["scope"], "", "{name}");
+    let (exp, iat) = (
+        access["exp"].as_u64().unwrap(),
+        access["iat"].as_u64().unwrap(),
+    );
+    assert_eq!(exp - iat, 3600, "{name}");
 
-        let refresh = introspect(session.tokens.refresh_token.clone()).await;
-        assert_eq!(refresh["active"], true, "{name}");
-        assert_eq!(refresh["token_type"], "refresh_token", "{name}");
+    let refresh = introspect(session.tokens.refresh_token.clone()).await;
+    assert_eq!(refresh["active"], true, "{name}");
+    assert_eq!(refresh["token_type"], "refresh_token", "{name}");
 
-        let unknown = introspect("garbage".into()).await;
-        assert_eq!(unknown, serde_json::json!({"active": false}), "{name}");
+    let unknown = introspect("garbage".into()).await;
+    assert_eq!(unknown, serde_json::json!({"active": false}), "{name}");
 
-        // Public clients may not introspect.
-        let response = gateway
-            .post_form(
-                "/oauth/introspect",
-                None,
-                &[
-                    ("client_id", &session.client_id),
-                    ("token", &session.tokens.access_token),
-                ],
-            )
-            .await;
-        assert_eq!(response.status(), 401, "{name}");
-        assert_eq!(json(response).await["error"], "invalid_client");
+    // Public clients may not introspect.
+    let response = gateway
+        .post_form(
+            "/oauth/introspect",
+            None,
+            &[
+                ("client_id", &session.client_id),
+                ("token", &session.tokens.access_token),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), 401, "{name}");
+    assert_eq!(json(response).await["error"], "invalid_client");
 
-        // Revoked tokens are inactive.
-        gateway
-            .post_form(
-                "/oauth/revoke",
-                None,
-                &[
-                    ("client_id", &session.client_id),
-                    ("token", &session.tokens.refresh_token),
-                ],
-            )
-            .await;
-        assert_eq!(
-            introspect(session.tokens.access_token.clone()).await["active"],
-            false,
-            "{name}"
-        );
-        assert_eq!(
-            introspect(session.tokens.refresh_token.clone()).await["active"],
-            false,
-            "{name}"
-        );
-    }
+    // Revoked tokens are inactive.
+    gateway
+        .post_form(
+            "/oauth/revoke",
+            None,
+            &[
+                ("client_id", &session.client_id),
+                ("token", &session.tokens.refresh_token),
+            ],
+        )
+        .await;
+    assert_eq!(
+        introspect(session.tokens.access_token.clone()).await["active"],
+        false,
+        "{name}"
+    );
+    assert_eq!(
+        introspect(session.tokens.refresh_token.clone()).await["active"],
+        false,
+        "{name}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -513,85 +325,83 @@ async fn metadata_follows_rfc_8414() {
     assert_eq!(post.status(), 405);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failed_sign_ins_lock_the_username_and_the_address() {
-    for backends in Backends::both() {
-        let name = backends.name();
-        let upstream = Upstream::start().await;
-        let config = backends
-            .config(&upstream)
-            .oauth("  lockout: {max_failures: 3, max_failures_per_address: 7, window_seconds: 60, lock_seconds: 2, max_lock_seconds: 8}\n");
-        let gateway = Gateway::start(&config);
-        gateway.create_user("jonas", "pass");
-        let client_id = gateway.create_client("app");
-        let attempt = |username: &'static str, password: &'static str| {
-            let gateway = &gateway;
-            let client_id = client_id.clone();
-            async move {
-                gateway
-                    .post_form(
-                        "/oauth/token",
-                        None,
-                        &[
-                            ("grant_type", "password"),
-                            ("client_id", &client_id),
-                            ("username", username),
-                            ("password", password),
-                        ],
-                    )
-                    .await
-            }
-        };
-        // A success resets the username's counter.
-        for _ in 0..2 {
-            assert_eq!(attempt("jonas", "wrong").await.status(), 400, "{name}");
-        }
-        assert_eq!(attempt("jonas", "pass").await.status(), 200, "{name}");
-        for _ in 0..2 {
-            let response = attempt("jonas", "wrong").await;
-            let status = response.status();
-            assert_eq!(status, 400, "{name}: {}", response.text().await.unwrap());
-        }
-        assert_eq!(
-            attempt("jonas", "pass").await.status(),
-            200,
-            "{name}: the count restarted"
-        );
-
-        // Three failures in a row lock: even the right password is refused,
-        // without running bcrypt.
-        for _ in 0..3 {
-            assert_eq!(attempt("jonas", "wrong").await.status(), 400, "{name}");
-        }
-        let locked = attempt("jonas", "pass").await;
-        assert_eq!(locked.status(), 429, "{name}");
-        let retry_after: u64 = locked.headers()["retry-after"]
-            .to_str()
-            .unwrap()
-            .parse()
-            .unwrap();
-        assert!((1..=2).contains(&retry_after), "{name}: {retry_after}");
-        assert_eq!(json(locked).await["error"], "temporarily_unavailable");
-
-        // The address is locked too (its 7th failure locked it): spraying
-        // other usernames from it is refused.
-        let sprayed = attempt("someone-else", "guess").await;
-        assert_eq!(sprayed.status(), 429, "{name}");
-
-        tokio::time::sleep(Duration::from_millis(2100)).await;
-        assert_eq!(
-            attempt("jonas", "pass").await.status(),
-            200,
-            "{name}: the lock expired"
-        );
-        assert!(
+on_both_backends!(failed_sign_ins_lock_the_username_and_the_address);
+async fn failed_sign_ins_lock_the_username_and_the_address(backends: Backends) {
+    let name = backends.name();
+    let upstream = Upstream::start().await;
+    let config = backends
+        .config(&upstream)
+        .oauth("  lockout: {max_failures: 3, max_failures_per_address: 7, window_seconds: 60, lock_seconds: 2, max_lock_seconds: 8}\n");
+    let gateway = Gateway::start(&config);
+    gateway.create_user("jonas", "pass");
+    let client_id = gateway.create_client("app");
+    let attempt = |username: &'static str, password: &'static str| {
+        let gateway = &gateway;
+        let client_id = client_id.clone();
+        async move {
             gateway
-                .metrics()
+                .post_form(
+                    "/oauth/token",
+                    None,
+                    &[
+                        ("grant_type", "password"),
+                        ("client_id", &client_id),
+                        ("username", username),
+                        ("password", password),
+                    ],
+                )
                 .await
-                .contains("portcullis_auth_failures_total{reason=\"locked_out\"} 2"),
-            "{name}"
-        );
+        }
+    };
+    // A success resets the username's counter.
+    for _ in 0..2 {
+        assert_eq!(attempt("jonas", "wrong").await.status(), 400, "{name}");
     }
+    assert_eq!(attempt("jonas", "pass").await.status(), 200, "{name}");
+    for _ in 0..2 {
+        let response = attempt("jonas", "wrong").await;
+        let status = response.status();
+        assert_eq!(status, 400, "{name}: {}", response.text().await.unwrap());
+    }
+    assert_eq!(
+        attempt("jonas", "pass").await.status(),
+        200,
+        "{name}: the count restarted"
+    );
+
+    // Three failures in a row lock: even the right password is refused,
+    // without running bcrypt.
+    for _ in 0..3 {
+        assert_eq!(attempt("jonas", "wrong").await.status(), 400, "{name}");
+    }
+    let locked = attempt("jonas", "pass").await;
+    assert_eq!(locked.status(), 429, "{name}");
+    let retry_after: u64 = locked.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry_after), "{name}: {retry_after}");
+    assert_eq!(json(locked).await["error"], "temporarily_unavailable");
+
+    // The address is locked too (its 7th failure locked it): spraying
+    // other usernames from it is refused.
+    let sprayed = attempt("someone-else", "guess").await;
+    assert_eq!(sprayed.status(), 429, "{name}");
+
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(
+        attempt("jonas", "pass").await.status(),
+        200,
+        "{name}: the lock expired"
+    );
+    assert!(
+        gateway
+            .metrics()
+            .await
+            .contains("portcullis_auth_failures_total{reason=\"locked_out\"} 2"),
+        "{name}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

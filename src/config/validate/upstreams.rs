@@ -7,12 +7,13 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::Problems;
-use crate::config::{FileUpstream, Upstream};
+use crate::config::{Environment, FileUpstream, Upstream};
 
 /// `upstreams`: each resolved once, at startup.
 pub(super) fn check_upstreams(
     problems: &mut Problems,
     file: BTreeMap<String, FileUpstream>,
+    env: &dyn Environment,
 ) -> Vec<Upstream> {
     let mut upstreams = Vec::new();
     if file.is_empty() {
@@ -34,7 +35,7 @@ pub(super) fn check_upstreams(
             .iter()
             .enumerate()
             .filter_map(|(i, server)| {
-                resolve_server(problems, &format!("{path}.servers[{i}]"), server)
+                resolve_server(problems, &format!("{path}.servers[{i}]"), server, env)
             })
             .collect();
         if upstream.connect_timeout_ms == 0 || upstream.read_timeout_ms == 0 {
@@ -62,10 +63,14 @@ pub(super) fn check_upstreams(
 
 /// Upstream servers are resolved once, at startup: a name that does not
 /// resolve is a configuration problem, not a per-request failure.
-fn resolve_server(problems: &mut Problems, path: &str, server: &str) -> Option<SocketAddr> {
-    use std::net::ToSocketAddrs;
-    match server.to_socket_addrs() {
-        Ok(mut addresses) => addresses.next().or_else(|| {
+fn resolve_server(
+    problems: &mut Problems,
+    path: &str,
+    server: &str,
+    env: &dyn Environment,
+) -> Option<SocketAddr> {
+    match env.resolve(server) {
+        Ok(addresses) => addresses.first().copied().or_else(|| {
             problems.add(path, format!("`{server}` resolves to no address"));
             None
         }),

@@ -9,8 +9,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::admin_auth::AdminAuth;
 use crate::accounts::{AccountError, Accounts};
+use crate::admin_auth::AdminAuth;
 use crate::respond::Reply;
 use crate::store::{ClientType, GrantType, Listing, Session};
 

@@ -1,0 +1,278 @@
+//! `impl ProxyHttp`: thin Pingora hooks that delegate.
+//!
+//! - `early_request_filter` stops the connection's head clock and takes the
+//!   request id.
+//! - `request_filter` decides, on the one reading of the request that
+//!   [`crate::request_target`] accepts: answer it here (400 for a target or
+//!   Host it refuses, OAuth endpoints, 401, 503, 404) and return `Ok(true)`,
+//!   or let it through to an upstream.
+//! - `upstream_peer` picks a server of the route's upstream (round robin).
+//! - `upstream_request_filter` writes exactly the checked target, strips
+//!   every header the gateway owns from the client's copy, and sets ours
+//!   (identity, forwarding, request id). It edits the upstream copy of the
+//!   request, which Pingora makes after `request_filter`, so nothing the
+//!   client sent survives it.
+//! - `response_filter` returns the request id to the client.
+//! - `logging` records metrics and the access log line for every request,
+//!   whoever answered it, and re-arms the connection's head clock.
+
+mod context;
+mod decide;
+mod failure;
+mod upstream_request;
+mod views;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+
+use crate::auth;
+use crate::connection_guard;
+use crate::forwarding;
+use crate::metrics::{self, AuthFailure};
+use crate::oauth;
+use crate::owned_headers::OwnedHeader;
+use crate::respond::{self, Reply};
+use crate::route::Destination;
+use crate::state::AppState;
+use crate::tokens::{AccessRecord, TokenDigest};
+pub use context::RequestContext;
+use context::{peer_address, route_label};
+
+pub struct Gateway {
+    pub state: Arc<AppState>,
+    pub role: ListenerRole,
+}
+
+/// Which listeners a gateway service answers on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListenerRole {
+    /// The public listeners: proxy and OAuth, and management unless it has
+    /// a listener of its own.
+    Public,
+    /// `management.address`: management only.
+    Management,
+}
+
+impl Gateway {
+    fn serves_management(&self) -> bool {
+        match self.role {
+            ListenerRole::Management => true,
+            ListenerRole::Public => self.state.config.management.address.is_none(),
+        }
+    }
+
+    /// Authenticates a request on a protected route: `Ok(record)` to forward,
+    /// `Err(reply)` to answer instead.
+    async fn authenticate(&self, session: &Session) -> Result<AccessRecord, Reply> {
+        let token = auth::parse_bearer(&session.req_header().headers).map_err(|problem| {
+            metrics::auth_failure(problem.metric());
+            respond::bearer_problem(problem)
+        })?;
+        // Hashed where it lies in the header: no copy of the secret.
+        let digest = TokenDigest::of(token);
+        match self.state.tokens.find_access(&digest).await {
+            Ok(Some(record)) => {
+                metrics::token_store_up(true);
+                Ok(record)
+            }
+            Ok(None) => {
+                metrics::token_store_up(true);
+                metrics::auth_failure(AuthFailure::InvalidToken);
+                Err(respond::invalid_token())
+            }
+            Err(error) => {
+                // Fail closed: a request we cannot check is never forwarded.
+                metrics::token_store_up(false);
+                metrics::auth_failure(AuthFailure::TokenStoreUnavailable);
+                tracing::warn!(%error, "token store unavailable; answering 503");
+                Err(respond::temporarily_unavailable(
+                    "the token store is unavailable; retry shortly",
+                ))
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = RequestContext;
+
+    fn new_ctx(&self) -> RequestContext {
+        RequestContext::new()
+    }
+
+    async fn early_request_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestContext,
+    ) -> Result<()> {
+        connection_guard::head_complete(session);
+        let headers = &session.req_header().headers;
+        ctx.request_id = forwarding::request_id(headers);
+        let trusted_proxies = &self.state.config.server.trusted_proxies;
+        ctx.peer = peer_address(session).to_canonical();
+        ctx.peer_trusted = trusted_proxies
+            .iter()
+            .any(|network| network.contains(ctx.peer));
+        ctx.client_address =
+            crate::client_address::client_address_of(ctx.peer, headers, trusted_proxies);
+        Ok(())
+    }
+
+    async fn request_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestContext,
+    ) -> Result<bool> {
+        ctx.destination = match decide::decide(&self.state.router, session.req_header(), ctx) {
+            Ok(destination) => destination,
+            Err((destination, reply)) => {
+                ctx.destination = destination;
+                respond::send(session, reply, ctx.request_id()).await?;
+                return Ok(true);
+            }
+        };
+        let reply = match ctx.destination {
+            Destination::ManagementEndpoint if self.serves_management() => {
+                let path = ctx.path(session.req_header()).into_owned();
+                let view = views::management_view(&self.state);
+                crate::management::handle(session, &view, &path, ctx.client_address).await
+            }
+            _ if self.role == ListenerRole::Management => {
+                respond::not_found("this listener serves management only")
+            }
+            Destination::ServerOptions => decide::server_options(),
+            Destination::TokenEndpoint
+            | Destination::RevokeEndpoint
+            | Destination::IntrospectEndpoint
+            | Destination::MetadataEndpoint => {
+                let endpoints = views::oauth_endpoints(&self.state);
+                oauth::http::oauth_request(session, &endpoints, ctx.destination, ctx.client_address)
+                    .await
+            }
+            Destination::ManagementEndpoint | Destination::ReservedPath => {
+                respond::not_found("no such OAuth endpoint")
+            }
+            Destination::NoRoute | Destination::InvalidPath | Destination::AmbiguousPath => {
+                respond::not_found("no route matches this path")
+            }
+            Destination::Proxy { route } => {
+                let route = self.state.router.routes.get(route);
+                if route.public {
+                    return Ok(false);
+                }
+                match self.authenticate(session).await {
+                    Ok(record) if record.has_scopes(&route.required_scopes) => {
+                        ctx.identity = Some(record);
+                        return Ok(false);
+                    }
+                    Ok(_) => {
+                        metrics::auth_failure(AuthFailure::InsufficientScope);
+                        respond::insufficient_scope(&route.required_scopes)
+                    }
+                    Err(reply) => reply,
+                }
+            }
+        };
+        respond::send(session, reply, ctx.request_id()).await?;
+        Ok(true)
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestContext,
+    ) -> Result<Box<HttpPeer>> {
+        let Destination::Proxy { route } = ctx.destination else {
+            // request_filter answers every other destination itself.
+            return Error::e_explain(InternalError, "no upstream for this destination");
+        };
+        let upstream = &self.state.upstreams[self.state.router.routes.get(route).upstream];
+        Ok(Box::new(upstream.next_peer()))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestContext,
+    ) -> Result<()> {
+        let Destination::Proxy { route } = ctx.destination else {
+            return Error::e_explain(InternalError, "not a proxied destination");
+        };
+        let route = self.state.router.routes.get(route);
+        let forwarded_header = self.state.config.server.forwarded_header;
+        upstream_request::prepare(session, upstream_request, ctx, route, forwarded_header)
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestContext,
+    ) -> Result<()> {
+        upstream_response.insert_header(OwnedHeader::RequestId.name(), ctx.request_id.clone())?;
+        Ok(())
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        error: &Error,
+        ctx: &mut RequestContext,
+    ) -> FailToProxy {
+        let reply = failure::failure_reply(error);
+        let error_code = reply.as_ref().map_or(0, |r| r.status);
+        if let Some(reply) = reply {
+            if let Err(write_error) = respond::send(session, reply, ctx.request_id()).await {
+                tracing::debug!(%write_error, "could not write the error response");
+            }
+        }
+        FailToProxy {
+            error_code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(
+        &self,
+        session: &mut Session,
+        error: Option<&Error>,
+        ctx: &mut RequestContext,
+    ) {
+        connection_guard::request_done(session);
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let elapsed = ctx.started.elapsed();
+        let route = route_label(&self.state, ctx.destination);
+        metrics::request_done(route, status, elapsed.as_secs_f64());
+        let request = session.req_header();
+        tracing::info!(
+            target: "portcullis::access",
+            method = %request.method,
+            path = &*ctx.path(request),
+            status,
+            duration = %format_args!("{:.3}ms", elapsed.as_secs_f64() * 1000.0),
+            route,
+            user_id = ctx.identity.as_ref().and_then(|r| r.user_id.as_deref()).unwrap_or("-"),
+            request_id = ctx.request_id(),
+            error = error.map(|e| e.etype().as_str()).unwrap_or("-"),
+        );
+    }
+
+    /// Pingora's own error lines describe the request with this: the path
+    /// only, as in the access log, since queries can carry credentials.
+    fn request_summary(&self, session: &Session, ctx: &RequestContext) -> String {
+        let request = session.req_header();
+        format!("{} {}", request.method, ctx.path(request))
+    }
+
+    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestContext, error: &Error) -> bool {
+        // Upstream failures are already in the access log line with status
+        // 502; Pingora's own ERROR line would repeat it.
+        matches!(error.esource(), ErrorSource::Upstream)
+    }
+}

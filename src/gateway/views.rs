@@ -1,0 +1,38 @@
+//! The narrow views of the state that the gateway's own endpoints get:
+//! each sees only what it uses, and neither imports the state.
+
+use crate::management::Management;
+use crate::oauth::http::OAuthEndpoints;
+use crate::state::AppState;
+
+/// What the OAuth endpoints see of the state.
+pub(super) fn oauth_endpoints(state: &AppState) -> OAuthEndpoints<'_> {
+    OAuthEndpoints {
+        store: &state.store,
+        tokens: &state.tokens,
+        hasher: &state.hasher,
+        lockout: &state.lockout,
+        config: &state.config.oauth,
+        max_body_bytes: state.config.server.max_token_request_bytes,
+        route_scopes: &state.route_scopes,
+    }
+}
+
+/// What management sees of the state.
+pub(super) fn management_view(state: &AppState) -> Management<'_> {
+    Management {
+        admin: state.admin.as_ref(),
+        base_path: state
+            .config
+            .oauth
+            .management_path
+            .as_deref()
+            .unwrap_or_default(),
+        accounts: state.accounts(),
+        lockout: &state.lockout,
+        lockout_policies: [
+            &state.config.oauth.lockout,
+            &state.config.oauth.address_lockout,
+        ],
+    }
+}
