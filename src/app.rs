@@ -22,7 +22,7 @@ use crate::lockout::memory::MemoryLockout;
 use crate::lockout::redis::RedisLockout;
 use crate::lockout::LockoutStore;
 use crate::password::PasswordHasher;
-use crate::route::Router;
+
 use crate::state::AppState;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::mongo::MongoStore;
@@ -149,15 +149,7 @@ fn pingora_conf(config: &Config) -> ServerConf {
 
 /// Builds the shared state from a checked configuration.
 pub fn build_state(config: Config) -> Result<AppState> {
-    let router = Router {
-        oauth_prefix: config.oauth.prefix.clone(),
-        token_path: config.oauth.token_path.clone(),
-        revoke_path: config.oauth.revoke_path.clone(),
-        introspect_path: config.oauth.introspect_path.clone(),
-        metadata: config.oauth.metadata,
-        management_path: config.oauth.management_path.clone(),
-        routes: config.routes.clone(),
-    };
+    let router = config.router();
     let upstreams = config
         .upstreams
         .iter()

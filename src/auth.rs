@@ -141,18 +141,8 @@ pub fn sanitize_forwarded_headers(headers: &HeaderMap, keep_authorization: bool)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::headers;
     use http::HeaderValue;
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.append(
-                HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                HeaderValue::from_str(value).unwrap(),
-            );
-        }
-        map
-    }
 
     #[test]
     fn bearer_parsing_follows_rfc_6750() {

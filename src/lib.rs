@@ -64,6 +64,8 @@ pub mod state;
 pub mod store;
 /// Deletes expired sessions in the background.
 pub mod sweeper;
+#[cfg(test)]
+mod test_support;
 /// Certificates for the HTTPS listener.
 pub mod tls;
 /// Access tokens: memory and Redis backends.

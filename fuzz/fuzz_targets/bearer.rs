@@ -147,7 +147,7 @@ fuzz_target!(|data: &[u8]| {
 
     // Authorization: Basic, as the token endpoint and management read it.
     if let Ok(value) = headers[AUTHORIZATION].to_str() {
-        let _ = portcullis::management::admin_auth::parse_basic(value);
+        let _ = portcullis::admin_auth::parse_basic(value);
         let _ = presented_client(Some(value), &Form::default());
         let _ = presented_client(Some(value), &FORM_WITH_ID);
     }

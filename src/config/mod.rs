@@ -6,17 +6,18 @@
 //! every problem at once, each named by its YAML path with a hint, so an
 //! operator fixes the file in one pass instead of one error per restart.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::route::RouteTable;
+use crate::route::{RouteTable, Router};
 
+mod environment;
 mod file;
 mod validate;
 
+pub use environment::*;
 pub use file::*;
 
 /// Environment variable that selects the Redis token backend with this URL.
@@ -215,79 +216,28 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
+impl Config {
+    /// What classifies request paths: the gateway's own endpoints and the
+    /// proxied routes.
+    pub fn router(&self) -> Router {
+        Router {
+            oauth_prefix: self.oauth.prefix.clone(),
+            token_path: self.oauth.token_path.clone(),
+            revoke_path: self.oauth.revoke_path.clone(),
+            introspect_path: self.oauth.introspect_path.clone(),
+            metadata: self.oauth.metadata,
+            management_path: self.oauth.management_path.clone(),
+            routes: self.routes.clone(),
+        }
+    }
+}
+
 impl ConfigErrors {
     fn single(path: &str, message: impl Into<String>) -> Self {
         ConfigErrors(vec![ConfigProblem {
             path: path.into(),
             message: message.into(),
         }])
-    }
-}
-
-/// Where an environment override comes from; injected so tests need not touch
-/// the process environment.
-/// What validation reads from outside the file: environment variables, and
-/// the addresses upstream names resolve to.
-pub trait Environment {
-    fn var(&self, name: &str) -> Option<String>;
-
-    /// The addresses of an upstream `host:port`, by the system resolver.
-    fn resolve(&self, server: &str) -> std::io::Result<Vec<SocketAddr>> {
-        use std::net::ToSocketAddrs;
-        server.to_socket_addrs().map(Iterator::collect)
-    }
-}
-
-/// The process environment, without name resolution: upstream servers are
-/// only checked to be of the form `host:port` (`check-config --no-resolve`,
-/// for a file written for another network, such as a container's `app:8000`).
-pub struct WithoutResolving;
-
-impl Environment for WithoutResolving {
-    fn var(&self, name: &str) -> Option<String> {
-        ProcessEnvironment.var(name)
-    }
-
-    fn resolve(&self, server: &str) -> std::io::Result<Vec<SocketAddr>> {
-        let invalid =
-            |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, why.to_string());
-        if let Ok(address) = server.parse::<SocketAddr>() {
-            return Ok(vec![address]);
-        }
-        let (host, port) = server.rsplit_once(':').ok_or_else(|| invalid("no port"))?;
-        let port: u16 = port
-            .parse()
-            .map_err(|_| invalid("the port is not a number from 0 to 65535"))?;
-        let is_name = !host.is_empty()
-            && host.len() <= 253
-            && host.split('.').all(|label| {
-                !label.is_empty()
-                    && label.len() <= 63
-                    && label
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                    && !label.starts_with('-')
-                    && !label.ends_with('-')
-            });
-        if !is_name {
-            return Err(invalid("not a host name or IP address"));
-        }
-        // Never used: the configuration of a check is not served.
-        Ok(vec![SocketAddr::from(([0, 0, 0, 0], port))])
-    }
-}
-
-pub struct ProcessEnvironment;
-
-impl Environment for ProcessEnvironment {
-    fn var(&self, name: &str) -> Option<String> {
-        std::env::var(name).ok().filter(|value| !value.is_empty())
-    }
-}
-
-impl Environment for BTreeMap<&str, &str> {
-    fn var(&self, name: &str) -> Option<String> {
-        self.get(name).map(|value| value.to_string())
     }
 }
 
@@ -335,6 +285,7 @@ pub fn database_from_uri(uri: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     fn no_env() -> BTreeMap<&'static str, &'static str> {
         BTreeMap::new()

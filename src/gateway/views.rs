@@ -2,7 +2,7 @@
 //! each sees only what it uses, and neither imports the state.
 
 use crate::management::Management;
-use crate::oauth::http::OAuthEndpoints;
+use crate::oauth::OAuthEndpoints;
 use crate::state::AppState;
 
 /// What the OAuth endpoints see of the state.

@@ -7,27 +7,9 @@ use pingora::proxy::Session;
 
 use super::form::{is_form_content_type, Form};
 use super::token::TokenService;
-use super::OAuthError;
-use crate::config::OAuthConfig;
-use crate::lockout::LockoutStore;
-use crate::password::PasswordHasher;
+use super::{OAuthEndpoints, OAuthError};
 use crate::respond::Reply;
 use crate::route::Destination;
-use crate::store::Store;
-use crate::tokens::TokenStore;
-
-/// What the OAuth endpoints use of the gateway's state, and nothing more.
-pub struct OAuthEndpoints<'a> {
-    pub store: &'a Store,
-    pub tokens: &'a TokenStore,
-    pub hasher: &'a PasswordHasher,
-    pub lockout: &'a LockoutStore,
-    pub config: &'a OAuthConfig,
-    /// `server.max_token_request_bytes`.
-    pub max_body_bytes: usize,
-    /// Every scope a route requires, for the metadata document.
-    pub route_scopes: &'a [String],
-}
 
 /// Answers a request to one of the form-posting endpoints (token,
 /// revocation, introspection) or the metadata document, from
@@ -61,11 +43,7 @@ pub async fn oauth_request(
         }
         _ => {
             TokenService {
-                store: state.store,
-                tokens: state.tokens,
-                hasher: state.hasher,
-                lockout: state.lockout,
-                config: state.config,
+                oauth: state,
                 client_address,
             }
             .handle(&form, authorization)

@@ -20,7 +20,25 @@ pub mod retry_pair;
 pub mod revoke;
 pub mod token;
 
+use crate::config::OAuthConfig;
+use crate::lockout::LockoutStore;
+use crate::password::PasswordHasher;
 use crate::respond::Reply;
+use crate::store::Store;
+use crate::tokens::TokenStore;
+
+/// What the OAuth endpoints use of the gateway's state, and nothing more.
+pub struct OAuthEndpoints<'a> {
+    pub store: &'a Store,
+    pub tokens: &'a TokenStore,
+    pub hasher: &'a PasswordHasher,
+    pub lockout: &'a LockoutStore,
+    pub config: &'a OAuthConfig,
+    /// `server.max_token_request_bytes`.
+    pub max_body_bytes: usize,
+    /// Every scope a route requires, for the metadata document.
+    pub route_scopes: &'a [String],
+}
 
 /// An RFC 6749 §5.2 error: a code from the RFC's closed list and a
 /// human-readable description. `description` never contains a credential.

@@ -18,23 +18,18 @@ use serde::{Deserialize, Serialize};
 
 use super::client_auth::{authenticate_client, presented_client};
 use super::form::Form;
-use super::{retry_pair, OAuthError};
-use crate::config::OAuthConfig;
-use crate::lockout::{LockoutError, LockoutStore, Subject};
+use super::{retry_pair, OAuthEndpoints, OAuthError};
+use crate::lockout::{LockoutError, Subject};
 use crate::metrics::{self, AuthFailure};
-use crate::password::{PasswordError, PasswordHasher};
+use crate::password::PasswordError;
 use crate::respond::Reply;
 use crate::sessions;
 use crate::store::{Client, GrantType, Session, Store, StoreError, User};
-use crate::tokens::{unix_now, AccessRecord, RawToken, TokenStore, TokenStoreError};
+use crate::tokens::{unix_now, AccessRecord, RawToken, TokenStoreError};
 
-/// What the token endpoint needs from the gateway.
+/// One token request: the endpoints' view of the state, and who asked.
 pub struct TokenService<'a> {
-    pub store: &'a Store,
-    pub tokens: &'a TokenStore,
-    pub hasher: &'a PasswordHasher,
-    pub lockout: &'a LockoutStore,
-    pub config: &'a OAuthConfig,
+    pub oauth: &'a OAuthEndpoints<'a>,
     /// The client's address, for per-address lockout.
     pub client_address: IpAddr,
 }
@@ -116,7 +111,7 @@ impl TokenService<'_> {
                 "supported grant types: password, refresh_token, client_credentials",
             )
         })?;
-        let client = require_client(self.store, authorization, form).await?;
+        let client = require_client(self.oauth.store, authorization, form).await?;
         // client_credentials needs a secret to mean anything: a public
         // client never gets it, whatever its record says.
         let public_machine = grant == GrantType::ClientCredentials
@@ -147,7 +142,7 @@ impl TokenService<'_> {
             Subject::Address(self.client_address),
         ];
         for subject in &subjects {
-            if let Some(remaining) = self.lockout.locked_for(*subject).await? {
+            if let Some(remaining) = self.oauth.lockout.locked_for(*subject).await? {
                 metrics::auth_failure(AuthFailure::LockedOut);
                 // Rounded up: a client told "1" for 1.9 s would retry too soon.
                 return Err(OAuthError::locked(
@@ -156,8 +151,9 @@ impl TokenService<'_> {
             }
         }
 
-        let user = self.store.find_user_by_username(username).await?;
+        let user = self.oauth.store.find_user_by_username(username).await?;
         let matched = self
+            .oauth
             .hasher
             .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
             .await?;
@@ -165,9 +161,12 @@ impl TokenService<'_> {
             Some(user) if matched && !user.disabled => user,
             _ => {
                 metrics::auth_failure(AuthFailure::WrongPassword);
-                let policies = [&self.config.lockout, &self.config.address_lockout];
+                let policies = [
+                    &self.oauth.config.lockout,
+                    &self.oauth.config.address_lockout,
+                ];
                 for (subject, policy) in subjects.iter().zip(policies) {
-                    if let Some(lock) = self.lockout.record_failure(*subject, policy).await? {
+                    if let Some(lock) = self.oauth.lockout.record_failure(*subject, policy).await? {
                         tracing::warn!(
                             subject = ?subject,
                             lock_seconds = lock.as_secs(),
@@ -180,7 +179,7 @@ impl TokenService<'_> {
                 ));
             }
         };
-        self.lockout.reset(subjects[0]).await?;
+        self.oauth.lockout.reset(subjects[0]).await?;
         self.start_session(&user, client, scope).await
     }
 
@@ -196,11 +195,14 @@ impl TokenService<'_> {
             user_id: None,
             client_id: client.client_id.clone(),
             scope: scope.clone(),
-            expires_at: now + self.config.access_token_lifetime.as_secs(),
+            expires_at: now + self.oauth.config.access_token_lifetime.as_secs(),
             session_id: None,
             issued_at: now,
         };
-        self.tokens.save_access(&access_token, &record).await?;
+        self.oauth
+            .tokens
+            .save_access(&access_token, &record)
+            .await?;
         metrics::token_issued(GrantType::ClientCredentials.as_str());
         // §4.4.3: no refresh token; the client can always ask again.
         Ok(self.response(access_token, None, scope))
@@ -215,7 +217,7 @@ impl TokenService<'_> {
         TokenResponse {
             access_token: access.as_str().to_string(),
             token_type: "Bearer".into(),
-            expires_in: self.config.access_token_lifetime.as_secs(),
+            expires_in: self.oauth.config.access_token_lifetime.as_secs(),
             refresh_token: refresh.map(|t| t.as_str().to_string()),
             scope,
         }
@@ -226,7 +228,7 @@ impl TokenService<'_> {
             user_id: Some(session.user_id.clone()),
             client_id: session.client_id.clone(),
             scope: scope.to_string(),
-            expires_at: now + self.config.access_token_lifetime.as_secs(),
+            expires_at: now + self.oauth.config.access_token_lifetime.as_secs(),
             session_id: Some(session.id.clone()),
             issued_at: now,
         }
@@ -249,7 +251,7 @@ impl TokenService<'_> {
             created: now,
             last_used: now,
             refresh_digest: refresh_token.digest().to_hex(),
-            refresh_expires_at: now + self.config.refresh_token_lifetime.as_secs(),
+            refresh_expires_at: now + self.oauth.config.refresh_token_lifetime.as_secs(),
             previous_refresh_digest: None,
             retired_refresh_digests: Vec::new(),
             rotated_at: now,
@@ -260,8 +262,11 @@ impl TokenService<'_> {
         session
             .access_tokens
             .push((access_token.digest().to_hex(), record.expires_at));
-        self.store.insert_session(&session).await?;
-        self.tokens.save_access(&access_token, &record).await?;
+        self.oauth.store.insert_session(&session).await?;
+        self.oauth
+            .tokens
+            .save_access(&access_token, &record)
+            .await?;
         metrics::token_issued(GrantType::Password.as_str());
         Ok(self.response(access_token, Some(refresh_token), scope))
     }
@@ -278,6 +283,7 @@ impl TokenService<'_> {
         // with the same token won; the second pass sees it as a retry.
         for _ in 0..2 {
             let session = self
+                .oauth
                 .store
                 .find_session_by_refresh(&digest)
                 .await?
@@ -313,7 +319,7 @@ impl TokenService<'_> {
                 "the refresh token has expired; sign in again",
             ));
         }
-        match self.store.find_user_by_id(&session.user_id).await? {
+        match self.oauth.store.find_user_by_id(&session.user_id).await? {
             Some(user) if !user.disabled => {}
             _ => {
                 self.revoke_session(&session).await?;
@@ -345,7 +351,7 @@ impl TokenService<'_> {
             &session,
             sessions::Rotation {
                 now,
-                refresh_lifetime: self.config.refresh_token_lifetime,
+                refresh_lifetime: self.oauth.config.refresh_token_lifetime,
                 refresh: refresh_token.digest(),
                 access: (access_token.digest(), record.expires_at),
                 retry_pair: sealed,
@@ -353,13 +359,17 @@ impl TokenService<'_> {
         );
 
         if !self
+            .oauth
             .store
             .replace_session(&rotated, &session.refresh_digest)
             .await?
         {
             return Ok(None);
         }
-        self.tokens.save_access(&access_token, &record).await?;
+        self.oauth
+            .tokens
+            .save_access(&access_token, &record)
+            .await?;
         metrics::token_issued(GrantType::RefreshToken.as_str());
         Ok(Some(response))
     }
@@ -376,7 +386,7 @@ impl TokenService<'_> {
             session,
             &presented.digest(),
             unix_now(),
-            self.config.refresh_grace,
+            self.oauth.config.refresh_grace,
         );
         let retried = session
             .retry_pair
@@ -401,7 +411,8 @@ impl TokenService<'_> {
     }
 
     async fn revoke_session(&self, session: &Session) -> Result<(), OAuthError> {
-        sessions::end_session::<OAuthError>(self.store, self.tokens, &session.id).await?;
+        sessions::end_session::<OAuthError>(self.oauth.store, self.oauth.tokens, &session.id)
+            .await?;
         Ok(())
     }
 }

@@ -1,5 +1,16 @@
 use super::*;
 
+/// Each path finds the route of the upstream given, or none.
+fn assert_upstreams(table: &RouteTable, cases: &[(&str, Option<usize>)]) {
+    for (path, expected) in cases {
+        assert_eq!(
+            table.find(path).map(|(_, r)| r.upstream),
+            *expected,
+            "{path}"
+        );
+    }
+}
+
 fn route(prefix: &str, upstream: usize) -> Route {
     Route {
         path_prefix: prefix.into(),
@@ -63,13 +74,7 @@ fn routes_match_without_regard_to_case_unless_told() {
         ("/exact/x", Some(0)),
         ("/EXACT", Some(0)),
     ];
-    for (path, expected) in cases {
-        assert_eq!(
-            table.find(path).map(|(_, r)| r.upstream),
-            expected,
-            "{path}"
-        );
-    }
+    assert_upstreams(&table, &cases);
 }
 
 #[test]
@@ -196,13 +201,7 @@ fn longest_prefix_wins() {
         ("/api/admin/users", Some(2)),
         ("/api/administrator", Some(1)),
     ];
-    for (path, expected) in cases {
-        assert_eq!(
-            table.find(path).map(|(_, r)| r.upstream),
-            expected,
-            "{path}"
-        );
-    }
+    assert_upstreams(&table, &cases);
 }
 
 #[test]

@@ -137,6 +137,22 @@ pub struct NewClient {
     pub allowed_scopes: Vec<String>,
 }
 
+impl NewClient {
+    /// The client record to store: a fresh id, enabled, created now.
+    pub fn into_client(self) -> Client {
+        Client {
+            client_id: super::new_client_id(),
+            name: self.name,
+            client_type: self.client_type,
+            secret_hash: self.secret_hash,
+            allowed_grants: self.allowed_grants,
+            allowed_scopes: self.allowed_scopes,
+            disabled: false,
+            created: crate::tokens::unix_now(),
+        }
+    }
+}
+
 /// A partial update of a client; `None` leaves a field as it is.
 #[derive(Clone, Debug, Default)]
 pub struct ClientUpdate {

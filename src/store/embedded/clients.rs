@@ -7,10 +7,7 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{duplicate_or_unavailable, query_all, unavailable, EmbeddedStore};
-use crate::store::{
-    new_client_id, parse_grants, Client, ClientType, ClientUpdate, NewClient, StoreError,
-};
-use crate::tokens::unix_now;
+use crate::store::{parse_grants, Client, ClientType, ClientUpdate, NewClient, StoreError};
 
 /// The columns [`client_from_row`] reads, in its order.
 const CLIENT_COLUMNS: &str =
@@ -61,16 +58,7 @@ fn find_client(c: &Connection, client_id: &str) -> Result<Option<Client>, StoreE
 
 impl EmbeddedStore {
     pub async fn create_client(&self, new: NewClient) -> Result<Client, StoreError> {
-        let client = Client {
-            client_id: new_client_id(),
-            name: new.name,
-            client_type: new.client_type,
-            secret_hash: new.secret_hash,
-            allowed_grants: new.allowed_grants,
-            allowed_scopes: new.allowed_scopes,
-            disabled: false,
-            created: unix_now(),
-        };
+        let client = new.into_client();
         let record = client.clone();
         self.with_connection(move |c| {
             c.execute(

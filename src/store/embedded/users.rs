@@ -19,6 +19,21 @@ fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
     })
 }
 
+/// The user whose `column` (`id` or `username`, both unique) is `value`.
+fn user_where(
+    c: &rusqlite::Connection,
+    column: &str,
+    value: &str,
+) -> Result<Option<User>, StoreError> {
+    c.query_row(
+        &format!("SELECT {USER_COLUMNS} FROM users WHERE {column} = ?1"),
+        params![value],
+        user_from_row,
+    )
+    .optional()
+    .map_err(unavailable)
+}
+
 impl EmbeddedStore {
     pub async fn create_user(
         &self,
@@ -46,30 +61,14 @@ impl EmbeddedStore {
 
     pub async fn find_user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
         let username = username.to_string();
-        self.with_connection(move |c| {
-            c.query_row(
-                &format!("SELECT {USER_COLUMNS} FROM users WHERE username = ?1"),
-                params![username],
-                user_from_row,
-            )
-            .optional()
-            .map_err(unavailable)
-        })
-        .await
+        self.with_connection(move |c| user_where(c, "username", &username))
+            .await
     }
 
     pub async fn find_user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
         let id = id.to_string();
-        self.with_connection(move |c| {
-            c.query_row(
-                &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"),
-                params![id],
-                user_from_row,
-            )
-            .optional()
-            .map_err(unavailable)
-        })
-        .await
+        self.with_connection(move |c| user_where(c, "id", &id))
+            .await
     }
 
     /// Every user, by username.
@@ -102,13 +101,7 @@ impl EmbeddedStore {
                 )
                 .map_err(unavailable)?;
             }
-            c.query_row(
-                &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"),
-                params![id],
-                user_from_row,
-            )
-            .optional()
-            .map_err(unavailable)
+            user_where(c, "id", &id)
         })
         .await
     }
@@ -116,14 +109,7 @@ impl EmbeddedStore {
     pub async fn remove_user(&self, id: &str) -> Result<Option<User>, StoreError> {
         let id = id.to_string();
         self.with_connection(move |c| {
-            let user = c
-                .query_row(
-                    &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"),
-                    params![id],
-                    user_from_row,
-                )
-                .optional()
-                .map_err(unavailable)?;
+            let user = user_where(c, "id", &id)?;
             c.execute("DELETE FROM users WHERE id = ?1", params![id])
                 .map_err(unavailable)?;
             Ok(user)

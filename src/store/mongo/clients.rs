@@ -4,21 +4,11 @@ use mongodb::bson::doc;
 
 use super::documents::{client_document, client_from_document};
 use super::{duplicate_or_unavailable, find_all, unavailable, MongoStore};
-use crate::store::{new_client_id, Client, ClientUpdate, NewClient, StoreError};
-use crate::tokens::unix_now;
+use crate::store::{Client, ClientUpdate, NewClient, StoreError};
 
 impl MongoStore {
     pub async fn create_client(&self, new: NewClient) -> Result<Client, StoreError> {
-        let client = Client {
-            client_id: new_client_id(),
-            name: new.name,
-            client_type: new.client_type,
-            secret_hash: new.secret_hash,
-            allowed_grants: new.allowed_grants,
-            allowed_scopes: new.allowed_scopes,
-            disabled: false,
-            created: unix_now(),
-        };
+        let client = new.into_client();
         self.clients()
             .await?
             .insert_one(client_document(&client))
