@@ -1,11 +1,13 @@
 //! portcullis: an authenticating reverse-proxy gateway on Pingora.
 //!
 //! Reading order, following a request: `config` (what the operator wrote),
-//! `app` (wiring), `connection_guard`, `gateway` (the Pingora hooks),
-//! `request_target`, `route`, `auth`, `forwarding`,
-//! `tokens` (the hot path), then `oauth` (the authorization server),
-//! `accounts` and `store` (durable records), `lockout` and `password`
-//! (protection of the password grant), `respond`, `metrics`, `tls`, `cli`.
+//! `app` (wiring), `state`, `upstream_pool`, `connection_guard`, `gateway`
+//! (the Pingora hooks), `request_target`, `route`, `auth`, `owned_headers`,
+//! `forwarding`, `client_address`, `tokens` and `redis_connection` (the hot
+//! path), `respond`, `body`; then `oauth` (the authorization server),
+//! `sessions`, `store`, `lockout`, `password`, `clock`; `management`,
+//! `admin_auth`, `accounts`; and around them `sweeper`, `metrics`,
+//! `log_writer`, `log_format`, `tls`, `cli`. ARCHITECTURE.md maps each.
 //! (rustfmt keeps the declarations below in alphabetical order.)
 
 /// Account operations with their revocations, shared by CLI and management.

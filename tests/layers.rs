@@ -36,7 +36,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     (
-        "pure leaves",
+        "leaves",
         &[
             "auth",
             "body",

@@ -7,9 +7,9 @@
 //! - [`retry_pair`]: the encrypted pair that makes a refresh retry within
 //!   the grace window idempotent.
 //! - [`http`]: method, content type and body limits of the token endpoint.
-//! - [`token`]: the token endpoint's grants (RFC 6749 §4.3 password, §6
-//!   refresh_token), independent of HTTP: it takes a parsed form and returns
-//!   a [`crate::respond::Reply`].
+//! - [`token`]: the token endpoint's grants (RFC 6749 §4.3 password, §4.4
+//!   client_credentials, §6 refresh_token), independent of HTTP: it takes a
+//!   parsed form and returns a [`crate::respond::Reply`].
 
 pub mod client_auth;
 pub mod form;

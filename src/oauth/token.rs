@@ -107,9 +107,10 @@ impl TokenService<'_> {
     ) -> Result<TokenResponse, OAuthError> {
         let grant_type = form.require("grant_type")?;
         let grant = GrantType::parse(grant_type).ok_or_else(|| {
-            OAuthError::unsupported_grant_type(
-                "supported grant types: password, refresh_token, client_credentials",
-            )
+            OAuthError::unsupported_grant_type(&format!(
+                "supported grant types: {}",
+                GrantType::names()
+            ))
         })?;
         let client = require_client(self.oauth.store, authorization, form).await?;
         // client_credentials needs a secret to mean anything: a public
