@@ -153,11 +153,15 @@ fn token_lookup(c: &mut Criterion) {
     });
     // 10,000 live tokens, ours among them: what the gateway does between
     // parsing the header and forwarding.
-    let store = MemoryTokens::new();
+    let store = MemoryTokens::new(1_000_000);
     for user in 0..10_000 {
-        store.save_access(RawToken::generate().digest(), access_record(user));
+        store
+            .save_access(RawToken::generate().digest(), access_record(user))
+            .unwrap();
     }
-    store.save_access(RawToken::from_client(TOKEN).digest(), access_record(0));
+    store
+        .save_access(RawToken::from_client(TOKEN).digest(), access_record(0))
+        .unwrap();
     c.bench_function("token/digest_and_memory_lookup", |b| {
         b.iter(|| store.find_access(&TokenDigest::of(black_box(TOKEN))))
     });

@@ -150,8 +150,11 @@ impl Accounts<'_> {
             .ok_or_else(|| AccountError::NotFound(format!("user `{username}`")))
     }
 
-    /// Revokes every session of a user; returns how many there were.
+    /// Revokes every session of a user; returns how many there were. The
+    /// generation goes up first, so a sign-in or refresh already in flight
+    /// undoes itself (see [`crate::sessions`]).
     pub async fn revoke_user_sessions(&self, user_id: &str) -> Result<usize, AccountError> {
+        self.store.bump_user_generation(user_id).await?;
         let ended = self.store.delete_sessions_of_user(user_id).await?;
         sessions::end_access_tokens::<AccountError>(self.tokens, &ended).await?;
         Ok(ended.len())
@@ -180,6 +183,7 @@ impl Accounts<'_> {
         client_type: ClientType,
         grants: Option<Vec<GrantType>>,
         scopes: Vec<String>,
+        can_introspect: bool,
     ) -> Result<(Client, Option<String>), AccountError> {
         let name = name.trim();
         if name.is_empty() || name.len() > 200 {
@@ -197,6 +201,7 @@ impl Accounts<'_> {
             secret_hash: secret.as_ref().map(|s| hash_client_secret(s.as_str())),
             allowed_grants: grants,
             allowed_scopes: scopes,
+            can_introspect,
         };
         let client = self.store.create_client(new).await?;
         Ok((client, secret.map(|s| s.as_str().to_string())))
@@ -243,6 +248,7 @@ impl Accounts<'_> {
     /// and the tokens the client got for itself (client_credentials),
     /// which belong to no session.
     pub async fn revoke_client_tokens(&self, client_id: &str) -> Result<(), AccountError> {
+        self.store.bump_client_generation(client_id).await?;
         let ended = self.store.delete_sessions_of_client(client_id).await?;
         sessions::end_access_tokens::<AccountError>(self.tokens, &ended).await?;
         self.tokens.delete_client_tokens(client_id).await?;

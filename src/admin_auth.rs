@@ -5,14 +5,23 @@
 //! - A header that passed is remembered (by its SHA-256, for a few minutes)
 //!   so the page's API calls do not each cost a bcrypt.
 //! - The username is compared in constant time, by digest.
-//! - The CSRF token is derived from the credentials, so every instance
-//!   sharing them agrees on it without shared state.
+//! - The CSRF token is an HMAC of the username under a key
+//!   ([`CsrfKey`]): `management.csrf_secret_env`, so instances behind one
+//!   load balancer agree, or a random key kept in the data folder. The
+//!   token travels on every write and sits in the page's memory, so it
+//!   must say nothing of the password: a hash of it could be cracked at
+//!   hash speed by whoever saw one.
 
 use std::collections::HashMap;
+use std::fs;
+use std::io::Write;
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use anyhow::anyhow;
 use base64::Engine;
+use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -27,6 +36,92 @@ const VERIFIED_FOR: Duration = Duration::from_secs(300);
 const VERIFIED_MAX: usize = 1024;
 
 pub const MANAGEMENT_REALM: &str = "portcullis management";
+
+/// The file in `data_dir` that keeps the generated key.
+pub const CSRF_KEY_FILE: &str = "management-csrf.key";
+/// Bytes of a generated key.
+const CSRF_KEY_BYTES: usize = 32;
+
+/// The key the CSRF token is made with. Never printed.
+pub struct CsrfKey(Vec<u8>);
+
+impl CsrfKey {
+    /// `management.csrf_secret` when configured; else the key in
+    /// `data_dir`, made (owner-only) on first start, so the token survives
+    /// restarts. An unreadable key, or one of the wrong length, is an
+    /// error: a silently replaced key would look like a broken page.
+    pub fn load(configured: Option<&str>, data_dir: &Path) -> anyhow::Result<CsrfKey> {
+        match configured {
+            Some(secret) => Ok(CsrfKey(secret.as_bytes().to_vec())),
+            None => Self::from_data_dir(data_dir),
+        }
+    }
+
+    fn from_data_dir(data_dir: &Path) -> anyhow::Result<CsrfKey> {
+        let path = data_dir.join(CSRF_KEY_FILE);
+        let key = match fs::read(&path) {
+            Ok(key) => key,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                create_key_file(&path)?
+            }
+            Err(error) => {
+                return Err(anyhow!(
+                    "cannot read the management CSRF key `{}` ({error}); fix its permissions, or delete it to make a new one",
+                    path.display()
+                ))
+            }
+        };
+        if key.len() != CSRF_KEY_BYTES {
+            return Err(anyhow!(
+                "the management CSRF key `{}` holds {} bytes, not {CSRF_KEY_BYTES}; delete it to make a new one, or set management.csrf_secret_env",
+                path.display(),
+                key.len()
+            ));
+        }
+        Ok(CsrfKey(key))
+    }
+
+    /// The token for `username`: HMAC-SHA256, hex.
+    fn token_for(&self, username: &str) -> String {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes keys of any length");
+        mac.update(b"portcullis management csrf v2\0");
+        mac.update(username.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+}
+
+/// Writes a new random key, readable by its owner only. Never overwrites:
+/// if another process made one meanwhile, that one is read.
+fn create_key_file(path: &Path) -> anyhow::Result<Vec<u8>> {
+    use rand::RngCore;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut key = vec![0u8; CSRF_KEY_BYTES];
+    rand::rngs::OsRng.fill_bytes(&mut key);
+    let cannot_write = |error: std::io::Error| {
+        anyhow!(
+            "cannot write the management CSRF key `{}` ({error})",
+            path.display()
+        )
+    };
+    let mut file = match fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            return fs::read(path).map_err(cannot_write)
+        }
+        Err(error) => return Err(cannot_write(error)),
+    };
+    file.write_all(&key)
+        .and_then(|()| file.sync_all())
+        .map_err(cannot_write)?;
+    tracing::info!(key = %path.display(), "generated the management CSRF key");
+    Ok(key)
+}
 
 pub struct AdminAuth {
     username: String,
@@ -46,23 +141,19 @@ fn sha256(parts: &[&[u8]]) -> [u8; 32] {
 
 impl AdminAuth {
     /// Hashes a password given in the environment (once, at startup).
-    pub fn new(credentials: &AdminCredentials, bcrypt_cost: u32) -> anyhow::Result<Self> {
-        let (password_hash, csrf_material) = match &credentials.secret {
-            AdminSecret::BcryptHash(hash) => (hash.clone(), hash.clone()),
-            AdminSecret::Plain(password) => (
-                bcrypt::hash(password, bcrypt_cost)?,
-                hex::encode(sha256(&[password.as_bytes()])),
-            ),
+    pub fn new(
+        credentials: &AdminCredentials,
+        bcrypt_cost: u32,
+        csrf_key: &CsrfKey,
+    ) -> anyhow::Result<Self> {
+        let password_hash = match &credentials.secret {
+            AdminSecret::BcryptHash(hash) => hash.clone(),
+            AdminSecret::Plain(password) => bcrypt::hash(password, bcrypt_cost)?,
         };
-        let csrf_token = hex::encode(sha256(&[
-            b"portcullis csrf v1",
-            credentials.username.as_bytes(),
-            csrf_material.as_bytes(),
-        ]));
         Ok(AdminAuth {
             username: credentials.username.clone(),
             password_hash,
-            csrf_token,
+            csrf_token: csrf_key.token_for(&credentials.username),
             verified: Mutex::new(HashMap::new()),
         })
     }
@@ -220,28 +311,109 @@ mod tests {
         assert_eq!(parse_basic("Basic !!!"), None);
     }
 
-    #[test]
-    fn csrf_tokens_depend_on_the_credentials_only() {
-        let credentials = |user: &str, hash: &str| AdminCredentials {
+    fn key(byte: u8) -> CsrfKey {
+        CsrfKey(vec![byte; CSRF_KEY_BYTES])
+    }
+
+    fn credentials(user: &str, password: &str) -> AdminCredentials {
+        AdminCredentials {
             username: user.into(),
-            secret: AdminSecret::BcryptHash(hash.into()),
+            secret: AdminSecret::Plain(password.into()),
+        }
+    }
+
+    #[test]
+    fn csrf_tokens_depend_on_the_key_and_the_username_only() {
+        let token = |user: &str, password: &str, key: &CsrfKey| {
+            AdminAuth::new(&credentials(user, password), 4, key)
+                .unwrap()
+                .csrf_token()
+                .to_string()
         };
-        let a = AdminAuth::new(&credentials("admin", "$2b$04$x"), 4).unwrap();
-        let b = AdminAuth::new(&credentials("admin", "$2b$04$x"), 4).unwrap();
-        let c = AdminAuth::new(&credentials("admin", "$2b$04$y"), 4).unwrap();
-        assert_eq!(a.csrf_token(), b.csrf_token(), "instances agree");
-        assert_ne!(a.csrf_token(), c.csrf_token());
-        assert!(a.csrf_token_matches(b.csrf_token()));
-        assert!(!a.csrf_token_matches("nope"));
+        let a = token("admin", "correct horse", &key(1));
+        assert_eq!(a.len(), 64, "HMAC-SHA256 in hex");
+        assert_eq!(
+            a,
+            token("admin", "correct horse", &key(1)),
+            "instances agree"
+        );
+        assert_eq!(
+            a,
+            token("admin", "another password", &key(1)),
+            "the password is no input, so the token reveals nothing of it"
+        );
+        assert_ne!(a, token("admin", "correct horse", &key(2)), "another key");
+        assert_ne!(a, token("root", "correct horse", &key(1)), "another admin");
+    }
+
+    #[test]
+    fn only_the_exact_token_matches() {
+        let auth = AdminAuth::new(&credentials("admin", "correct horse"), 4, &key(1)).unwrap();
+        let other = AdminAuth::new(&credentials("admin", "correct horse"), 4, &key(2)).unwrap();
+        let token = auth.csrf_token().to_string();
+        assert!(auth.csrf_token_matches(&token));
+        assert!(!auth.csrf_token_matches(other.csrf_token()));
+        assert!(!auth.csrf_token_matches(""));
+        assert!(!auth.csrf_token_matches(&token[..63]));
+        assert!(!auth.csrf_token_matches(&format!("{token}0")));
+        assert!(!auth.csrf_token_matches(&token.to_uppercase()));
+    }
+
+    #[test]
+    fn the_generated_key_is_private_and_kept() {
+        use std::os::unix::fs::PermissionsExt;
+        let data = tempfile::tempdir().unwrap();
+        let path = data.path().join(CSRF_KEY_FILE);
+        let first = CsrfKey::load(None, data.path()).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), first.0);
+        assert_eq!(first.0.len(), CSRF_KEY_BYTES);
+        let mode = fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let again = CsrfKey::load(None, data.path()).unwrap();
+        assert_eq!(again.0, first.0, "read back on the next start");
+
+        let elsewhere = tempfile::tempdir().unwrap();
+        let other = CsrfKey::load(None, elsewhere.path()).unwrap();
+        assert_ne!(other.0, first.0, "random per data folder");
+
+        let configured = tempfile::tempdir().unwrap();
+        let secret = "s".repeat(40);
+        let key = CsrfKey::load(Some(&secret), configured.path()).unwrap();
+        assert_eq!(key.0, secret.as_bytes());
+        assert!(
+            !configured.path().join(CSRF_KEY_FILE).exists(),
+            "a configured secret needs no file"
+        );
+    }
+
+    #[test]
+    fn a_bad_key_file_stops_startup_naming_it() {
+        let data = tempfile::tempdir().unwrap();
+        let path = data.path().join(CSRF_KEY_FILE);
+        fs::write(&path, b"too short").unwrap();
+        let error = CsrfKey::load(None, data.path()).err().unwrap().to_string();
+        assert!(
+            error.contains(CSRF_KEY_FILE) && error.contains("9 bytes, not 32"),
+            "{error}"
+        );
+        assert_eq!(fs::read(&path).unwrap(), b"too short", "never overwritten");
+
+        let unreadable = tempfile::tempdir().unwrap();
+        fs::create_dir(unreadable.path().join(CSRF_KEY_FILE)).unwrap();
+        let error = CsrfKey::load(None, unreadable.path())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            error.contains("cannot read the management CSRF key"),
+            "{error}"
+        );
+        assert!(!error.contains('\n'), "one line: {error}");
     }
 
     #[tokio::test]
     async fn sign_in_checks_password_and_locks_out() {
-        let credentials = AdminCredentials {
-            username: "admin".into(),
-            secret: AdminSecret::Plain("correct horse".into()),
-        };
-        let auth = AdminAuth::new(&credentials, 4).unwrap();
+        let auth = AdminAuth::new(&credentials("admin", "correct horse"), 4, &key(1)).unwrap();
         let hasher = PasswordHasher::new(4, 1, 4);
         let lockout = LockoutStore::Memory(crate::lockout::memory::MemoryLockout::new());
         let policy = LockoutPolicy {

@@ -15,6 +15,7 @@ use pingora::proxy::HttpProxy;
 use pingora::server::configuration::ServerConf;
 use pingora::services::listening::Service;
 
+use crate::admin_auth::{AdminAuth, CsrfKey};
 use crate::config::{Config, StoreConfig, TokenConfig};
 use crate::connection_guard::GuardedApp;
 use crate::gateway::{Gateway, ListenerRole};
@@ -22,6 +23,9 @@ use crate::lockout::memory::MemoryLockout;
 use crate::lockout::redis::RedisLockout;
 use crate::lockout::LockoutStore;
 use crate::password::PasswordHasher;
+use crate::rate_limit::memory::MemoryRateLimit;
+use crate::rate_limit::redis::RedisRateLimit;
+use crate::rate_limit::RateLimiter;
 
 use crate::state::AppState;
 use crate::store::embedded::EmbeddedStore;
@@ -40,13 +44,17 @@ pub fn open_store(config: &StoreConfig) -> Result<Store> {
             EmbeddedStore::open(path)
                 .map_err(|e| anyhow!("cannot open the embedded store: {e}"))?,
         ),
-        StoreConfig::Mongodb { uri, database } => Store::Mongo(MongoStore::new(uri, database)),
+        StoreConfig::Mongodb {
+            uri,
+            database,
+            timeout,
+        } => Store::Mongo(MongoStore::new(uri, database, *timeout)),
     })
 }
 
 pub fn open_tokens(config: &Config) -> Result<TokenStore> {
     Ok(match &config.tokens {
-        TokenConfig::Memory => TokenStore::Memory(MemoryTokens::new()),
+        TokenConfig::Memory { max_tokens } => TokenStore::Memory(MemoryTokens::new(*max_tokens)),
         TokenConfig::Redis { url, timeout } => TokenStore::Redis(
             RedisTokens::new(url, *timeout, config.oauth.legacy_plain_keys)
                 .context("tokens.redis.url is not a valid Redis URL")?,
@@ -54,11 +62,23 @@ pub fn open_tokens(config: &Config) -> Result<TokenStore> {
     })
 }
 
+/// Rate-limit counts live beside the access tokens too, shared in Redis.
+pub fn open_rate_limiter(config: &Config) -> Result<RateLimiter> {
+    Ok(match &config.tokens {
+        TokenConfig::Memory { .. } => RateLimiter::Memory(MemoryRateLimit::new()),
+        TokenConfig::Redis { url, timeout } => RateLimiter::Redis(RedisRateLimit::new(
+            redis::Client::open(url.as_str())
+                .context("tokens.redis.url is not a valid Redis URL")?,
+            *timeout,
+        )),
+    })
+}
+
 /// Lockout counters live beside the access tokens: in Redis they are shared
 /// by every instance, so a lock holds wherever the attacker connects.
 pub fn open_lockout(config: &Config) -> Result<LockoutStore> {
     Ok(match &config.tokens {
-        TokenConfig::Memory => LockoutStore::Memory(MemoryLockout::new()),
+        TokenConfig::Memory { .. } => LockoutStore::Memory(MemoryLockout::new()),
         TokenConfig::Redis { url, timeout } => LockoutStore::Redis(RedisLockout::new(
             redis::Client::open(url.as_str())
                 .context("tokens.redis.url is not a valid Redis URL")?,
@@ -83,11 +103,16 @@ pub fn check_backends(config: &Config) -> Result<()> {
 
 /// Connects to MongoDB (if configured) and creates its indexes.
 pub fn check_store(config: &Config) -> Result<()> {
-    let StoreConfig::Mongodb { uri, database } = &config.store else {
+    let StoreConfig::Mongodb {
+        uri,
+        database,
+        timeout,
+    } = &config.store
+    else {
         return Ok(());
     };
     block_on(async {
-        let store = MongoStore::new(uri, database);
+        let store = MongoStore::new(uri, database, *timeout);
         store.ping().await.map_err(|e| {
             anyhow!("cannot reach MongoDB at the configured URI ({e}); check store.mongodb.uri or PORTCULLIS_MONGODB_URI")
         })?;
@@ -159,6 +184,7 @@ pub fn build_state(config: Config) -> Result<AppState> {
     let store = open_store(&config.store)?;
     let tokens = open_tokens(&config)?;
     let lockout = open_lockout(&config)?;
+    let rate_limiter = open_rate_limiter(&config)?;
     let hasher = PasswordHasher::new(
         config.oauth.bcrypt_cost,
         config.oauth.bcrypt_workers,
@@ -167,13 +193,7 @@ pub fn build_state(config: Config) -> Result<AppState> {
     hasher
         .prepare_decoy()
         .map_err(|e| anyhow!("cannot prepare the password hasher: {e}"))?;
-    let admin = config
-        .management
-        .admin
-        .as_ref()
-        .map(|credentials| crate::admin_auth::AdminAuth::new(credentials, config.oauth.bcrypt_cost))
-        .transpose()
-        .context("cannot hash PORTCULLIS_ADMIN_PASSWORD")?;
+    let admin = admin_auth(&config)?;
     let mut route_scopes: Vec<String> = config
         .routes
         .iter()
@@ -190,8 +210,21 @@ pub fn build_state(config: Config) -> Result<AppState> {
         store,
         tokens,
         lockout,
+        rate_limiter,
         hasher,
     })
+}
+
+/// The administrator, when one is configured, with the key of the page's
+/// CSRF tokens (made in `data_dir` on first start unless configured).
+fn admin_auth(config: &Config) -> Result<Option<AdminAuth>> {
+    let Some(credentials) = &config.management.admin else {
+        return Ok(None);
+    };
+    let csrf_key = CsrfKey::load(config.management.csrf_secret.as_deref(), &config.data_dir)?;
+    AdminAuth::new(credentials, config.oauth.bcrypt_cost, &csrf_key)
+        .context("cannot hash PORTCULLIS_ADMIN_PASSWORD")
+        .map(Some)
 }
 
 /// The gateway's proxy for one set of listeners, inside the connection
@@ -255,6 +288,9 @@ pub fn serve(config: Config) -> Result<()> {
 
     let listeners = (config.http, config.https.clone(), config.metrics);
     let state = Arc::new(build_state(config)?);
+    if state.config.oauth.metadata && state.config.oauth.issuer.is_none() {
+        tracing::warn!("oauth.issuer is not set: the metadata document names its issuer and endpoints after each request's Host; set oauth.issuer to the gateway's public https:// URL");
+    }
     let mut proxy = guarded_gateway_service(&server, &state, ListenerRole::Public, "portcullis");
     if let Some(address) = listeners.0 {
         proxy.add_tcp(&address.to_string());

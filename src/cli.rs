@@ -114,6 +114,9 @@ pub enum ClientCommand {
         /// Allowed scopes, comma-separated (default: none).
         #[arg(long, default_value = "")]
         scopes: String,
+        /// May call the introspection endpoint (RFC 7662).
+        #[arg(long)]
+        can_introspect: bool,
         #[arg(long)]
         json: bool,
     },
@@ -128,6 +131,9 @@ pub enum ClientCommand {
         disable: bool,
         #[arg(long)]
         enable: bool,
+        /// Whether it may call the introspection endpoint: true or false.
+        #[arg(long)]
+        can_introspect: Option<bool>,
     },
     /// List clients.
     List {
@@ -233,7 +239,7 @@ where
         store: crate::app::open_store(&config.store)?,
         tokens: crate::app::open_tokens(&config)?,
         hasher: PasswordHasher::new(config.oauth.bcrypt_cost, 1, 1),
-        memory_tokens: matches!(config.tokens, config::TokenConfig::Memory),
+        memory_tokens: matches!(config.tokens, config::TokenConfig::Memory { .. }),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -383,6 +389,7 @@ async fn client(command: ClientCommand, context: AdminContext) -> Result<ExitCod
             confidential,
             grants,
             scopes,
+            can_introspect,
             json,
         } => {
             let client_type = if confidential {
@@ -396,7 +403,13 @@ async fn client(command: ClientCommand, context: AdminContext) -> Result<ExitCod
                 .transpose()
                 .map_err(anyhow::Error::msg)?;
             let (client, secret) = accounts
-                .create_client(&name, client_type, grants, split_list(&scopes))
+                .create_client(
+                    &name,
+                    client_type,
+                    grants,
+                    split_list(&scopes),
+                    can_introspect,
+                )
                 .await?;
             if json {
                 let mut value = json!({
@@ -428,6 +441,7 @@ async fn client(command: ClientCommand, context: AdminContext) -> Result<ExitCod
             scopes,
             disable,
             enable,
+            can_introspect,
         } => {
             let update = ClientUpdate {
                 name: None,
@@ -438,6 +452,7 @@ async fn client(command: ClientCommand, context: AdminContext) -> Result<ExitCod
                     .map_err(anyhow::Error::msg)?,
                 allowed_scopes: scopes.as_deref().map(split_list),
                 disabled: (disable || enable).then_some(disable),
+                can_introspect,
             };
             let client = accounts.update_client(&client_id, update).await?;
             print_json(serde_json::to_value(&client)?)?;

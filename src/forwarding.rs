@@ -130,6 +130,23 @@ pub fn forwarding_values(
     }
 }
 
+/// The scheme the nearest proxy says the client used: the last
+/// `X-Forwarded-Proto` element, across every line. A proxy that appends
+/// puts its own after what came in, so only the last one is the trusted
+/// peer's; earlier ones may be the client's. `None` when there is none,
+/// it is not text, or it is neither `http` nor `https`. Believe it only
+/// from a peer in `server.trusted_proxies`.
+pub fn last_forwarded_proto(headers: &HeaderMap) -> Option<&str> {
+    for line in headers.get_all("x-forwarded-proto").iter().rev() {
+        let text = line.to_str().ok()?;
+        // Empty list elements are ignored (RFC 9110 §5.6.1.2).
+        if let Some(last) = text.rsplit(',').map(str::trim).find(|e| !e.is_empty()) {
+            return is_proto(last).then_some(last);
+        }
+    }
+    None
+}
+
 /// Longest client-supplied request id that is kept.
 pub const MAX_REQUEST_ID_LENGTH: usize = 128;
 
@@ -249,6 +266,45 @@ mod tests {
         assert_eq!(values.x_forwarded_host, None);
         let mapped = forwarding_values(&HeaderMap::new(), &hop("::ffff:192.0.2.9", false), true);
         assert_eq!(mapped.x_forwarded_for, "192.0.2.9");
+    }
+
+    #[test]
+    fn the_last_forwarded_proto_is_the_nearest_proxys() {
+        let cases: &[(&[&str], Option<&str>)] = &[
+            (&[], None),
+            (&["https"], Some("https")),
+            (&["HTTPS"], Some("HTTPS")),
+            (&[" http "], Some("http")),
+            (&["http, https"], Some("https")),
+            (&["https, http"], Some("http")),
+            (&["https", "http"], Some("http")),
+            (&["http", "https"], Some("https")),
+            (&["https,", ""], Some("https")),
+            (&["gopher"], None),
+            (&["https", "gopher"], None),
+            (&["https;x"], None),
+            (&[""], None),
+        ];
+        for (values, expected) in cases {
+            let pairs: Vec<(&str, &str)> =
+                values.iter().map(|v| ("x-forwarded-proto", *v)).collect();
+            assert_eq!(
+                last_forwarded_proto(&headers(&pairs)),
+                *expected,
+                "{values:?}"
+            );
+        }
+        let mut opaque = HeaderMap::new();
+        opaque.append("x-forwarded-proto", HeaderValue::from_static("https"));
+        opaque.append(
+            "x-forwarded-proto",
+            HeaderValue::from_bytes(b"\xffhttps").unwrap(),
+        );
+        assert_eq!(
+            last_forwarded_proto(&opaque),
+            None,
+            "not text: not believed"
+        );
     }
 
     #[test]

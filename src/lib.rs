@@ -50,6 +50,8 @@ pub mod oauth;
 pub mod owned_headers;
 /// bcrypt on a bounded blocking pool.
 pub mod password;
+/// Per-client limits on the grants that cost no bcrypt.
+pub mod rate_limit;
 /// The lazily made, bounded, self-healing Redis connection.
 pub mod redis_connection;
 /// Request-target and Host checks, path normalization (pure).

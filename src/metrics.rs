@@ -37,6 +37,10 @@ pub enum AuthFailure {
     RefreshTokenReuse,
     /// A failed sign-in to management.
     ManagementSignIn,
+    /// A refresh or client_credentials grant over the client's limit.
+    RateLimited,
+    /// A client that failed to authenticate at an OAuth endpoint.
+    InvalidClient,
 }
 
 impl AuthFailure {
@@ -53,6 +57,8 @@ impl AuthFailure {
             AuthFailure::BadRefreshToken => "bad_refresh_token",
             AuthFailure::RefreshTokenReuse => "refresh_token_reuse",
             AuthFailure::ManagementSignIn => "management_sign_in",
+            AuthFailure::RateLimited => "rate_limited",
+            AuthFailure::InvalidClient => "invalid_client",
         }
     }
 }

@@ -7,6 +7,7 @@ use crate::admin_auth::AdminAuth;
 use crate::config::Config;
 use crate::lockout::LockoutStore;
 use crate::password::PasswordHasher;
+use crate::rate_limit::RateLimiter;
 use crate::route::Router;
 use crate::store::Store;
 use crate::tokens::TokenStore;
@@ -19,6 +20,8 @@ pub struct AppState {
     pub store: Store,
     pub tokens: TokenStore,
     pub lockout: LockoutStore,
+    /// Per-client limits on refresh and client_credentials grants.
+    pub rate_limiter: RateLimiter,
     pub hasher: PasswordHasher,
     /// None: no administrator configured; management answers 404.
     pub admin: Option<AdminAuth>,

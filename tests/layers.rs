@@ -28,6 +28,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "lockout",
             "log_writer",
             "password",
+            "rate_limit",
             "sessions",
             "store",
             "tls",

@@ -34,6 +34,10 @@ pub struct FileManagement {
     pub address: Option<String>,
     /// Shortest password the management API accepts for users.
     pub min_password_length: usize,
+    /// The environment variable holding the key of the page's CSRF tokens.
+    /// Unset: a random key kept in `data_dir`. Instances behind one load
+    /// balancer must share it.
+    pub csrf_secret_env: Option<String>,
 }
 
 impl Default for FileManagement {
@@ -43,6 +47,7 @@ impl Default for FileManagement {
             password_hash: None,
             address: None,
             min_password_length: 8,
+            csrf_secret_env: None,
         }
     }
 }
@@ -173,6 +178,34 @@ pub struct FileOAuth {
     pub bcrypt_queue: usize,
     /// Also write Flask-Sentinel's `SETEX <token> <ttl> <user_id>` in Redis.
     pub legacy_plain_keys: bool,
+    /// Serve the token, revocation and introspection endpoints and
+    /// management on plain-HTTP listeners. RFC 6749 §2.3.1 and §3.2 want
+    /// TLS there, so by default they are refused over plain HTTP, unless
+    /// a trusted proxy says it terminated TLS (`X-Forwarded-Proto: https`).
+    pub allow_plaintext: bool,
+    /// A session ends this long after sign-in however often it refreshes;
+    /// `refresh_token_lifetime_seconds` is the sliding part.
+    pub session_max_lifetime_seconds: u64,
+    /// Per client, per minute: grants that cost no bcrypt.
+    pub rate_limit: FileRateLimit,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileRateLimit {
+    /// refresh_token grants a client may make per minute; 0 = no limit.
+    pub refresh_token_per_minute: u32,
+    /// client_credentials grants a client may make per minute; 0 = no limit.
+    pub client_credentials_per_minute: u32,
+}
+
+impl Default for FileRateLimit {
+    fn default() -> Self {
+        FileRateLimit {
+            refresh_token_per_minute: 120,
+            client_credentials_per_minute: 60,
+        }
+    }
 }
 
 impl Default for FileOAuth {
@@ -193,6 +226,9 @@ impl Default for FileOAuth {
             bcrypt_workers: None,
             bcrypt_queue: 64,
             legacy_plain_keys: false,
+            allow_plaintext: false,
+            session_max_lifetime_seconds: 90 * 24 * 3600,
+            rate_limit: FileRateLimit::default(),
         }
     }
 }
@@ -246,13 +282,33 @@ pub struct FileMongo {
     pub uri: String,
     #[serde(default)]
     pub database: Option<String>,
+    /// Every operation answers within this, or the request gets 503.
+    #[serde(default = "default_mongodb_timeout_ms")]
+    pub timeout_ms: u64,
 }
 
-#[derive(Debug, Deserialize, Default)]
+pub(super) fn default_mongodb_timeout_ms() -> u64 {
+    2_000
+}
+
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FileTokens {
     pub kind: TokenKind,
     pub redis: Option<FileRedis>,
+    /// With `kind: memory`: live access tokens held at most. Past it, new
+    /// tokens are refused with 503 rather than live ones forgotten.
+    pub memory_max_tokens: usize,
+}
+
+impl Default for FileTokens {
+    fn default() -> Self {
+        FileTokens {
+            kind: TokenKind::default(),
+            redis: None,
+            memory_max_tokens: 1_000_000,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]

@@ -49,6 +49,9 @@ pub struct ManagementConfig {
     pub admin: Option<AdminCredentials>,
     pub address: Option<SocketAddr>,
     pub min_password_length: usize,
+    /// The key of the page's CSRF tokens, from `csrf_secret_env`; `None`:
+    /// a random key kept in `data_dir`.
+    pub csrf_secret: Option<String>,
 }
 
 /// The administrator's credentials. `Debug` never shows the secret.
@@ -114,23 +117,34 @@ pub struct OAuthConfig {
     pub bcrypt_workers: usize,
     pub bcrypt_queue: usize,
     pub legacy_plain_keys: bool,
+    pub allow_plaintext: bool,
+    /// The absolute lifetime of a session, from sign-in.
+    pub session_max_lifetime: Duration,
+    pub rate_limit: RateLimits,
+}
+
+/// Grants per client per minute; 0 = no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    pub refresh_token_per_minute: u32,
+    pub client_credentials_per_minute: u32,
 }
 
 #[derive(Clone, PartialEq, Eq)]
 pub enum StoreConfig {
     /// SQLite file in the data folder.
-    Embedded {
-        path: PathBuf,
-    },
+    Embedded { path: PathBuf },
     Mongodb {
         uri: String,
         database: String,
+        /// The bound on every operation.
+        timeout: Duration,
     },
 }
 
 #[derive(Clone, PartialEq, Eq)]
 pub enum TokenConfig {
-    Memory,
+    Memory { max_tokens: usize },
     Redis { url: String, timeout: Duration },
 }
 
@@ -166,10 +180,15 @@ impl fmt::Debug for StoreConfig {
             StoreConfig::Embedded { path } => {
                 f.debug_struct("Embedded").field("path", path).finish()
             }
-            StoreConfig::Mongodb { uri, database } => f
+            StoreConfig::Mongodb {
+                uri,
+                database,
+                timeout,
+            } => f
                 .debug_struct("Mongodb")
                 .field("uri", &redact_uri(uri))
                 .field("database", database)
+                .field("timeout", timeout)
                 .finish(),
         }
     }
@@ -178,7 +197,10 @@ impl fmt::Debug for StoreConfig {
 impl fmt::Debug for TokenConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TokenConfig::Memory => f.write_str("Memory"),
+            TokenConfig::Memory { max_tokens } => f
+                .debug_struct("Memory")
+                .field("max_tokens", max_tokens)
+                .finish(),
             TokenConfig::Redis { url, timeout } => f
                 .debug_struct("Redis")
                 .field("url", &redact_uri(url))
@@ -315,7 +337,12 @@ routes:
             Duration::from_secs(3600)
         );
         assert_eq!(config.oauth.token_path.as_deref(), Some("/oauth/token"));
-        assert_eq!(config.tokens, TokenConfig::Memory);
+        assert_eq!(
+            config.tokens,
+            TokenConfig::Memory {
+                max_tokens: 1_000_000
+            }
+        );
         assert_eq!(
             config.store,
             StoreConfig::Embedded {
@@ -380,7 +407,8 @@ oauth:
             config.store,
             StoreConfig::Mongodb {
                 uri: "mongodb://127.0.0.1:27018/sentinel?w=1".into(),
-                database: "sentinel".into()
+                database: "sentinel".into(),
+                timeout: Duration::from_millis(2000)
             }
         );
     }

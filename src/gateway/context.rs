@@ -87,6 +87,11 @@ pub(super) fn route_label(state: &AppState, destination: Destination) -> &str {
     }
 }
 
+/// The connection is TLS: the HTTPS listener's, whatever HTTP version.
+pub(super) fn is_tls(session: &Session) -> bool {
+    session.digest().is_some_and(|d| d.ssl_digest.is_some())
+}
+
 /// The socket peer's address.
 pub(super) fn peer_address(session: &Session) -> IpAddr {
     session

@@ -4,8 +4,8 @@
 //!   request id.
 //! - `request_filter` decides, on the one reading of the request that
 //!   [`crate::request_target`] accepts: answer it here (400 for a target or
-//!   Host it refuses, OAuth endpoints, 401, 503, 404) and return `Ok(true)`,
-//!   or let it through to an upstream.
+//!   Host it refuses, 403 for credentials over plain HTTP, OAuth endpoints,
+//!   401, 503, 404) and return `Ok(true)`, or let it through to an upstream.
 //! - `upstream_peer` picks a server of the route's upstream (round robin).
 //! - `upstream_request_filter` writes exactly the checked target, strips
 //!   every header the gateway owns from the client's copy, and sets ours
@@ -19,6 +19,7 @@
 mod context;
 mod decide;
 mod failure;
+mod transport;
 mod upstream_request;
 mod views;
 
@@ -40,7 +41,7 @@ use crate::route::Destination;
 use crate::state::AppState;
 use crate::tokens::{AccessRecord, TokenDigest};
 pub use context::RequestContext;
-use context::{peer_address, route_label};
+use context::{is_tls, peer_address, route_label};
 
 pub struct Gateway {
     pub state: Arc<AppState>,
@@ -63,6 +64,29 @@ impl Gateway {
             ListenerRole::Management => true,
             ListenerRole::Public => self.state.config.management.address.is_none(),
         }
+    }
+
+    /// Whether this service answers `destination` itself rather than with
+    /// 404: management where it is served, the rest on the public listeners.
+    fn answers(&self, destination: Destination) -> bool {
+        match destination {
+            Destination::ManagementEndpoint => self.serves_management(),
+            _ => self.role == ListenerRole::Public,
+        }
+    }
+
+    /// The refusal of an endpoint that takes credentials, asked for over
+    /// plain HTTP (see [`transport`]); checked before the request is read.
+    fn plaintext_refusal(&self, session: &Session, ctx: &RequestContext) -> Option<Reply> {
+        let arrival = transport::Arrival {
+            tls: is_tls(session),
+            peer_trusted: ctx.peer_trusted,
+            headers: &session.req_header().headers,
+        };
+        let allow_plaintext = self.state.config.oauth.allow_plaintext;
+        let refused = self.answers(ctx.destination)
+            && !transport::allowed(ctx.destination, arrival, allow_plaintext);
+        refused.then(transport::refused)
     }
 
     /// Authenticates a request on a protected route: `Ok(record)` to forward,
@@ -136,6 +160,10 @@ impl ProxyHttp for Gateway {
                 return Ok(true);
             }
         };
+        if let Some(reply) = self.plaintext_refusal(session, ctx) {
+            respond::send(session, reply, ctx.request_id()).await?;
+            return Ok(true);
+        }
         let reply = match ctx.destination {
             Destination::ManagementEndpoint if self.serves_management() => {
                 let path = ctx.path(session.req_header()).into_owned();

@@ -13,6 +13,7 @@ use super::RequestContext;
 use crate::auth;
 use crate::forwarding::{self, Hop};
 use crate::owned_headers::OwnedHeader;
+use crate::request_target;
 use crate::route::Route;
 
 pub(super) fn prepare(
@@ -53,12 +54,12 @@ pub(super) fn prepare(
         peer: ctx.peer,
         peer_trusted: ctx.peer_trusted,
         client: ctx.client_address,
-        proto: if session.digest().is_some_and(|d| d.ssl_digest.is_some()) {
+        proto: if super::context::is_tls(session) {
             "https"
         } else {
             "http"
         },
-        host: request_host(downstream),
+        host: request_target::request_host(downstream),
     };
     let values = forwarding::forwarding_values(&downstream.headers, &hop, forwarded_header);
     set(
@@ -78,15 +79,6 @@ pub(super) fn prepare(
     set(OwnedHeader::RealIp, header_value(&values.x_real_ip)?)?;
     set(OwnedHeader::RequestId, ctx.request_id.clone())?;
     Ok(())
-}
-
-/// The request's `Host`, or HTTP/2 `:authority`, as checked in
-/// `request_filter`.
-fn request_host(request: &RequestHeader) -> Option<&str> {
-    match request.headers.get(http::header::HOST) {
-        Some(host) => host.to_str().ok(),
-        None => request.uri.authority().map(|a| a.as_str()),
-    }
 }
 
 /// A header value from text the gateway made or stored (ids, scopes,

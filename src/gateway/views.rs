@@ -12,6 +12,7 @@ pub(super) fn oauth_endpoints(state: &AppState) -> OAuthEndpoints<'_> {
         tokens: &state.tokens,
         hasher: &state.hasher,
         lockout: &state.lockout,
+        rate_limiter: &state.rate_limiter,
         config: &state.config.oauth,
         max_body_bytes: state.config.server.max_token_request_bytes,
         route_scopes: &state.route_scopes,

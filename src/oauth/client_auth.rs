@@ -72,39 +72,48 @@ fn url_decode(text: &str) -> String {
         .unwrap_or_default()
 }
 
+/// What every failed client authentication answers: an unknown client, a
+/// disabled one, a wrong or missing secret all look the same, so the
+/// endpoint tells nothing about which client ids exist. The reason goes to
+/// the debug log.
+pub const CLIENT_AUTHENTICATION_FAILED: &str =
+    "client authentication failed: unknown client, disabled client, or wrong credentials";
+
 /// Checks presented credentials against the store.
 pub async fn authenticate_client(
     store: &Store,
     presented: &PresentedClient,
 ) -> Result<Client, OAuthError> {
-    let fail = |description: &str| {
-        let error = OAuthError::invalid_client(description);
-        if presented.via_basic {
-            error.with_basic_challenge()
-        } else {
-            error
+    let found = store.find_client(&presented.client_id).await?;
+    match refusal(found.as_ref(), presented) {
+        None => Ok(found.expect("a refusal is given for no client")),
+        Some(reason) => {
+            tracing::debug!(client_id = %presented.client_id, reason, "client authentication failed");
+            crate::metrics::auth_failure(crate::metrics::AuthFailure::InvalidClient);
+            Err(OAuthError::invalid_client(CLIENT_AUTHENTICATION_FAILED))
         }
-    };
-    let Some(client) = store.find_client(&presented.client_id).await? else {
-        return Err(fail("unknown client"));
+    }
+}
+
+/// Why `presented` does not authenticate as `client`, or `None` when it
+/// does. Pure, so every case is tested.
+fn refusal(client: Option<&Client>, presented: &PresentedClient) -> Option<&'static str> {
+    let Some(client) = client else {
+        return Some("unknown client");
     };
     if client.disabled {
-        return Err(fail("the client is disabled"));
+        return Some("disabled client");
     }
     match (client.client_type, &presented.secret, &client.secret_hash) {
-        (ClientType::Public, None, _) => Ok(client),
-        (ClientType::Public, Some(_), _) => {
-            Err(fail("a public client has no secret; send client_id alone"))
-        }
+        (ClientType::Public, None, _) => None,
+        (ClientType::Public, Some(_), _) => Some("a secret sent for a public client"),
         (ClientType::Confidential, Some(secret), Some(hash))
             if client_secret_matches(secret, hash) =>
         {
-            Ok(client)
+            None
         }
-        (ClientType::Confidential, None, _) => {
-            Err(fail("this client must authenticate with its client_secret"))
-        }
-        (ClientType::Confidential, _, _) => Err(fail("wrong client secret")),
+        (ClientType::Confidential, None, _) => Some("no secret for a confidential client"),
+        (ClientType::Confidential, _, _) => Some("wrong secret"),
     }
 }
 
@@ -141,6 +150,47 @@ mod tests {
 
         assert_eq!(presented_client(Some("Bearer x"), &empty).unwrap(), None);
         assert_eq!(presented_client(None, &empty).unwrap(), None);
+    }
+
+    #[test]
+    fn every_refusal_has_a_reason_and_only_good_credentials_pass() {
+        let hash = crate::accounts::hash_client_secret("right");
+        let client = |client_type, disabled| Client {
+            client_id: "c".into(),
+            name: "n".into(),
+            client_type,
+            secret_hash: (client_type == ClientType::Confidential).then(|| hash.clone()),
+            allowed_grants: Vec::new(),
+            allowed_scopes: Vec::new(),
+            disabled,
+            created: 0,
+            can_introspect: false,
+            generation: 0,
+        };
+        let with = |secret: Option<&str>| PresentedClient {
+            client_id: "c".into(),
+            secret: secret.map(String::from),
+            via_basic: false,
+        };
+        let public = client(ClientType::Public, false);
+        let confidential = client(ClientType::Confidential, false);
+        let disabled = client(ClientType::Confidential, true);
+        let cases: [(Option<&Client>, Option<&str>, bool); 7] = [
+            (Some(&public), None, true),
+            (Some(&public), Some("x"), false),
+            (Some(&confidential), Some("right"), true),
+            (Some(&confidential), Some("wrong"), false),
+            (Some(&confidential), None, false),
+            (Some(&disabled), Some("right"), false),
+            (None, Some("right"), false),
+        ];
+        for (client, secret, passes) in cases {
+            assert_eq!(
+                refusal(client, &with(secret)).is_none(),
+                passes,
+                "{client:?} {secret:?}"
+            );
+        }
     }
 
     #[test]

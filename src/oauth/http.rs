@@ -8,6 +8,7 @@ use pingora::proxy::Session;
 use super::form::{is_form_content_type, Form};
 use super::token::TokenService;
 use super::{OAuthEndpoints, OAuthError};
+use crate::request_target;
 use crate::respond::Reply;
 use crate::route::Destination;
 
@@ -21,7 +22,7 @@ pub async fn oauth_request(
     client_address: IpAddr,
 ) -> Reply {
     if destination == Destination::MetadataEndpoint {
-        return metadata_request(session, state).await;
+        return metadata_request(session, state);
     }
     let form = match read_form(session, state.max_body_bytes).await {
         Ok(form) => form,
@@ -52,21 +53,16 @@ pub async fn oauth_request(
     }
 }
 
-async fn metadata_request(session: &Session, state: &OAuthEndpoints<'_>) -> Reply {
-    let method = &session.req_header().method;
-    if method != http::Method::GET && method != http::Method::HEAD {
+fn metadata_request(session: &Session, state: &OAuthEndpoints<'_>) -> Reply {
+    let request = session.req_header();
+    if request.method != http::Method::GET && request.method != http::Method::HEAD {
         return OAuthError::invalid_request("the metadata document is read with GET")
             .into_reply()
             .with_status(405)
             .with_header("allow", "GET, HEAD");
     }
-    let header = session.req_header();
-    let host = header
-        .headers
-        .get(http::header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| header.uri.authority().map(|a| a.as_str()));
-    super::metadata::metadata(state.config, state.store, host, state.route_scopes.iter()).await
+    let host = request_target::request_host(request);
+    super::metadata::metadata(state.config, host, state.route_scopes)
 }
 
 /// A POSTed `application/x-www-form-urlencoded` body, or the reply refusing

@@ -1,7 +1,9 @@
 //! RFC 7662 token introspection at `/oauth/introspect`, so other services
-//! can check a token without reading Redis. Only confidential clients (the
-//! resource servers) may ask; the answer for anything unknown, expired or
-//! revoked is `{"active": false}` and nothing more (§2.2).
+//! can check a token without reading Redis. Only confidential clients that
+//! an administrator marked `can_introspect` (the resource servers) may ask
+//! (§2.1, §4: the answer tells a caller about other clients' tokens); the
+//! answer for anything unknown, expired or revoked is `{"active": false}`
+//! and nothing more (§2.2).
 
 use serde::Serialize;
 
@@ -50,9 +52,11 @@ async fn introspect_inner(
     authorization: Option<&str>,
 ) -> Result<Introspection, OAuthError> {
     let client = require_client(store, authorization, form).await?;
-    if client.client_type != ClientType::Confidential {
-        return Err(OAuthError::invalid_client(
-            "introspection is for confidential clients (resource servers) only",
+    if client.client_type != ClientType::Confidential || !client.can_introspect {
+        // Authenticated, but not allowed: 403 rather than 401, which would
+        // invite the client to retry with other credentials.
+        return Err(OAuthError::forbidden(
+            "this client may not introspect tokens: it must be confidential and marked can_introspect",
         ));
     }
     let token = RawToken::from_client(form.require("token")?);

@@ -23,6 +23,7 @@ pub mod token;
 use crate::config::OAuthConfig;
 use crate::lockout::LockoutStore;
 use crate::password::PasswordHasher;
+use crate::rate_limit::RateLimiter;
 use crate::respond::Reply;
 use crate::store::Store;
 use crate::tokens::TokenStore;
@@ -33,6 +34,7 @@ pub struct OAuthEndpoints<'a> {
     pub tokens: &'a TokenStore,
     pub hasher: &'a PasswordHasher,
     pub lockout: &'a LockoutStore,
+    pub rate_limiter: &'a RateLimiter,
     pub config: &'a OAuthConfig,
     /// `server.max_token_request_bytes`.
     pub max_body_bytes: usize,
@@ -84,13 +86,31 @@ impl OAuthError {
         error
     }
 
+    /// 429: this client made more of these grants than its limit allows.
+    pub fn rate_limited(grant: &str, retry_after_seconds: u64) -> Self {
+        let mut error = Self::new(
+            429,
+            "temporarily_unavailable",
+            &format!("too many {grant} grants for this client; retry in {retry_after_seconds} s"),
+        );
+        error.retry_after = Some(retry_after_seconds);
+        error
+    }
+
     pub fn invalid_request(description: &str) -> Self {
         Self::new(400, "invalid_request", description)
     }
 
-    /// 401: client authentication failed (unknown client).
+    /// 401: client authentication failed. A 401 always names a scheme to
+    /// authenticate with (RFC 9110 §15.5.2), so it always carries the
+    /// Basic challenge, whichever way the client sent its credentials.
     pub fn invalid_client(description: &str) -> Self {
-        Self::new(401, "invalid_client", description)
+        Self::new(401, "invalid_client", description).with_basic_challenge()
+    }
+
+    /// 403: the client authenticated but may not use this endpoint.
+    pub fn forbidden(description: &str) -> Self {
+        Self::new(403, "unauthorized_client", description)
     }
 
     pub fn invalid_grant(description: &str) -> Self {

@@ -2,7 +2,10 @@
 //!
 //! The client authenticates as at the token endpoint and may revoke only
 //! tokens issued to it. A refresh token takes its whole session with it
-//! (every access token issued from it); an access token goes alone. The
+//! (every access token issued from it), and so does a refresh token the
+//! session already rotated away: whoever holds an old one should not be
+//! able to keep the family alive by revoking it quietly, and reuse at the
+//! token endpoint ends the family the same way. An access token goes alone. The
 //! answer is 200 whether or not the token was known (§2.2), so the endpoint
 //! cannot be used to probe for valid tokens.
 
@@ -44,9 +47,8 @@ async fn revoke_inner(
     for look_for_refresh in [refresh_first, !refresh_first] {
         if look_for_refresh {
             if let Some(session) = store.find_session_by_refresh(&digest.to_hex()).await? {
-                if session.client_id == client.client_id
-                    && session.refresh_digest == digest.to_hex()
-                {
+                // Found by its current, previous or a retired digest.
+                if session.client_id == client.client_id {
                     crate::sessions::end_session::<OAuthError>(store, tokens, &session.id).await?;
                     crate::metrics::token_revoked(crate::metrics::RevokedToken::RefreshToken);
                     return Ok(());

@@ -22,8 +22,9 @@ use super::{retry_pair, OAuthEndpoints, OAuthError};
 use crate::lockout::{LockoutError, Subject};
 use crate::metrics::{self, AuthFailure};
 use crate::password::PasswordError;
+use crate::rate_limit::{Bucket, RateLimitError};
 use crate::respond::Reply;
-use crate::sessions;
+use crate::sessions::{self, Generations};
 use crate::store::{Client, GrantType, Session, Store, StoreError, User};
 use crate::tokens::{unix_now, AccessRecord, RawToken, TokenStoreError};
 
@@ -55,6 +56,13 @@ impl From<StoreError> for OAuthError {
 impl From<TokenStoreError> for OAuthError {
     fn from(error: TokenStoreError) -> Self {
         tracing::warn!(%error, "token store error at an OAuth endpoint");
+        OAuthError::temporarily_unavailable("the token store is unavailable; retry shortly")
+    }
+}
+
+impl From<RateLimitError> for OAuthError {
+    fn from(error: RateLimitError) -> Self {
+        tracing::warn!(%error, "rate-limit store error at the token endpoint");
         OAuthError::temporarily_unavailable("the token store is unavailable; retry shortly")
     }
 }
@@ -122,11 +130,35 @@ impl TokenService<'_> {
                 "this client may not use the {grant_type} grant"
             )));
         }
+        self.check_rate_limit(grant, &client).await?;
         match grant {
             GrantType::Password => self.password_grant(&client, form).await,
             GrantType::RefreshToken => self.refresh_grant(&client, form).await,
             GrantType::ClientCredentials => self.client_credentials_grant(&client, form).await,
         }
+    }
+
+    /// Refresh and client_credentials grants cost the server no bcrypt, so
+    /// nothing else slows a client that calls them in a loop.
+    async fn check_rate_limit(&self, grant: GrantType, client: &Client) -> Result<(), OAuthError> {
+        let limits = self.oauth.config.rate_limit;
+        let limit = match grant {
+            GrantType::Password => return Ok(()),
+            GrantType::RefreshToken => limits.refresh_token_per_minute,
+            GrantType::ClientCredentials => limits.client_credentials_per_minute,
+        };
+        let bucket = Bucket {
+            grant: grant.as_str(),
+            client_id: &client.client_id,
+        };
+        if let Some(wait) = self.oauth.rate_limiter.check(bucket, limit).await? {
+            metrics::auth_failure(AuthFailure::RateLimited);
+            return Err(OAuthError::rate_limited(
+                grant.as_str(),
+                wait.as_secs().max(1),
+            ));
+        }
+        Ok(())
     }
 
     async fn password_grant(
@@ -190,6 +222,7 @@ impl TokenService<'_> {
         form: &Form,
     ) -> Result<TokenResponse, OAuthError> {
         let scope = resolve_scope(form.get("scope"), &client.allowed_scopes)?;
+        let read_before = Generations::of(None, client);
         let now = unix_now();
         let access_token = RawToken::generate();
         let record = AccessRecord {
@@ -204,6 +237,16 @@ impl TokenService<'_> {
             .tokens
             .save_access(&access_token, &record)
             .await?;
+        let store = self.oauth.store;
+        if !sessions::issuance_stands(store, None, &client.client_id, read_before, None).await? {
+            self.oauth
+                .tokens
+                .delete_access(&[access_token.digest()])
+                .await?;
+            return Err(OAuthError::invalid_client(
+                "the client was disabled or removed while the token was issued",
+            ));
+        }
         metrics::token_issued(GrantType::ClientCredentials.as_str());
         // §4.4.3: no refresh token; the client can always ask again.
         Ok(self.response(access_token, None, scope))
@@ -241,9 +284,14 @@ impl TokenService<'_> {
         client: &Client,
         scope: String,
     ) -> Result<TokenResponse, OAuthError> {
+        let read_before = Generations::of(Some(user), client);
         let now = unix_now();
         let access_token = RawToken::generate();
         let refresh_token = RawToken::generate();
+        let config = self.oauth.config;
+        let sliding = config
+            .refresh_token_lifetime
+            .min(config.session_max_lifetime);
         let mut session = Session {
             id: crate::store::new_session_id(),
             user_id: user.id.clone(),
@@ -252,7 +300,7 @@ impl TokenService<'_> {
             created: now,
             last_used: now,
             refresh_digest: refresh_token.digest().to_hex(),
-            refresh_expires_at: now + self.oauth.config.refresh_token_lifetime.as_secs(),
+            refresh_expires_at: now + sliding.as_secs(),
             previous_refresh_digest: None,
             retired_refresh_digests: Vec::new(),
             rotated_at: now,
@@ -268,6 +316,20 @@ impl TokenService<'_> {
             .tokens
             .save_access(&access_token, &record)
             .await?;
+        let stands = sessions::issuance_stands(
+            self.oauth.store,
+            Some(&user.id),
+            &client.client_id,
+            read_before,
+            Some(&session.id),
+        )
+        .await?;
+        if !stands {
+            self.revoke_session(&session).await?;
+            return Err(OAuthError::invalid_grant(
+                "the account changed during sign-in; sign in again",
+            ));
+        }
         metrics::token_issued(GrantType::Password.as_str());
         Ok(self.response(access_token, Some(refresh_token), scope))
     }
@@ -296,7 +358,10 @@ impl TokenService<'_> {
             if session.refresh_digest != digest {
                 return self.reused_refresh_token(&session, &presented).await;
             }
-            if let Some(rotated) = self.rotate(session, &presented, requested_scope).await? {
+            if let Some(rotated) = self
+                .rotate(client, session, &presented, requested_scope)
+                .await?
+            {
                 return Ok(rotated);
             }
         }
@@ -309,28 +374,31 @@ impl TokenService<'_> {
     /// rotation won the race.
     async fn rotate(
         &self,
+        client: &Client,
         session: Session,
         presented: &RawToken,
         requested_scope: Option<&str>,
     ) -> Result<Option<TokenResponse>, OAuthError> {
         let now = unix_now();
-        if session.refresh_expires_at <= now {
+        let session_end = sessions::session_end(&session, self.oauth.config.session_max_lifetime);
+        if session.refresh_expires_at <= now || session_end <= now {
             self.revoke_session(&session).await?;
             return Err(OAuthError::invalid_grant(
                 "the refresh token has expired; sign in again",
             ));
         }
-        match self.oauth.store.find_user_by_id(&session.user_id).await? {
-            Some(user) if !user.disabled => {}
+        let user = match self.oauth.store.find_user_by_id(&session.user_id).await? {
+            Some(user) if !user.disabled => user,
             _ => {
                 self.revoke_session(&session).await?;
                 return Err(OAuthError::invalid_grant(
                     "the user no longer exists or is disabled",
                 ));
             }
-        }
+        };
+        let read_before = Generations::of(Some(&user), client);
         // §6: a narrower scope may be asked for; the session keeps its own.
-        let scope = match requested_scope {
+        let asked = match requested_scope {
             Some(requested) if !scope_is_subset(requested, &session.scope) => {
                 return Err(OAuthError::invalid_scope(
                     "the requested scope exceeds the scope originally granted",
@@ -339,6 +407,9 @@ impl TokenService<'_> {
             Some(requested) => normalize_scope(requested),
             None => session.scope.clone(),
         };
+        // And never more than the client may have now: narrowing a client
+        // takes effect at its sessions' next refresh.
+        let scope = scope_within(&asked, &client.allowed_scopes);
 
         let access_token = RawToken::generate();
         let refresh_token = RawToken::generate();
@@ -348,11 +419,12 @@ impl TokenService<'_> {
             presented.as_str(),
             &serde_json::to_vec(&response).expect("responses serialize"),
         );
-        let rotated = sessions::rotated(
+        let (rotated, dropped) = sessions::rotated(
             &session,
             sessions::Rotation {
                 now,
                 refresh_lifetime: self.oauth.config.refresh_token_lifetime,
+                session_end,
                 refresh: refresh_token.digest(),
                 access: (access_token.digest(), record.expires_at),
                 retry_pair: sealed,
@@ -367,10 +439,26 @@ impl TokenService<'_> {
         {
             return Ok(None);
         }
-        self.oauth
-            .tokens
-            .save_access(&access_token, &record)
-            .await?;
+        let tokens = self.oauth.tokens;
+        tokens.delete_access(&dropped).await?;
+        tokens.save_access(&access_token, &record).await?;
+        let stands = sessions::issuance_stands(
+            self.oauth.store,
+            Some(&user.id),
+            &client.client_id,
+            read_before,
+            Some(&session.id),
+        )
+        .await?;
+        if !stands {
+            // Revoked while rotating: the revocation may have listed the
+            // session before this token joined it.
+            tokens.delete_access(&[access_token.digest()]).await?;
+            self.revoke_session(&rotated).await?;
+            return Err(OAuthError::invalid_grant(
+                "the session was revoked during the refresh; sign in again",
+            ));
+        }
         metrics::token_issued(GrantType::RefreshToken.as_str());
         Ok(Some(response))
     }
@@ -449,6 +537,15 @@ pub fn normalize_scope(scope: &str) -> String {
     parts.join(" ")
 }
 
+/// The scopes of `scope` that are in `allowed`, in order.
+pub fn scope_within(scope: &str, allowed: &[String]) -> String {
+    scope
+        .split(' ')
+        .filter(|s| !s.is_empty() && allowed.iter().any(|a| a == s))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 pub fn scope_is_subset(requested: &str, granted: &str) -> bool {
     let granted: Vec<&str> = granted.split(' ').collect();
     requested
@@ -498,5 +595,10 @@ mod tests {
         assert!(scope_is_subset("", ""));
         assert!(!scope_is_subset("c", "a b"));
         assert!(!scope_is_subset("a", ""));
+        let allowed = strings(&["a", "c"]);
+        let cases = [("a b c", "a c"), ("b", ""), ("", ""), ("c a", "c a")];
+        for (scope, expected) in cases {
+            assert_eq!(scope_within(scope, &allowed), expected, "{scope}");
+        }
     }
 }

@@ -73,3 +73,14 @@ pub fn check_host<'a>(
         .map(Some)
         .map_err(|_| TargetProblem::InvalidHost)
 }
+
+/// The host a request was sent to: its `Host`, or, without one, the URI's
+/// authority, which is where HTTP/2's `:authority` lands (browsers send no
+/// `Host` over HTTP/2). After [`check_host`] accepted the request the two
+/// agree, so this is the checked host.
+pub fn request_host(request: &http::request::Parts) -> Option<&str> {
+    match request.headers.get(http::header::HOST) {
+        Some(host) => host.to_str().ok(),
+        None => request.uri.authority().map(|a| a.as_str()),
+    }
+}

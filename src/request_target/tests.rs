@@ -178,6 +178,36 @@ fn hosts() {
     }
 }
 
+#[test]
+fn the_request_host_is_host_else_the_authority() {
+    let parts = |uri: &str, host: Option<&str>| {
+        let mut request = http::Request::builder().uri(uri);
+        if let Some(host) = host {
+            request = request.header(http::header::HOST, host);
+        }
+        request.body(()).unwrap().into_parts().0
+    };
+    let cases = [
+        (
+            parts("/x", Some("gw.example:8443")),
+            Some("gw.example:8443"),
+        ),
+        // HTTP/2 from a browser: `:authority`, no Host.
+        (
+            parts("https://gw.example:8443/x", None),
+            Some("gw.example:8443"),
+        ),
+        (
+            parts("https://gw.example:8443/x", Some("gw.example:8443")),
+            Some("gw.example:8443"),
+        ),
+        (parts("/x", None), None),
+    ];
+    for (request, expected) in &cases {
+        assert_eq!(request_host(request), *expected, "{:?}", request.uri);
+    }
+}
+
 /// Paths made of the pieces that matter: the letters of a protected
 /// prefix in both cases, dots, separators, `;`, and encodings of all of
 /// these, valid and not.

@@ -39,7 +39,7 @@ macro_rules! dispatch {
     ($self:ident . $method:ident ( $($arg:expr),* )) => {
         match $self {
             Store::Embedded(store) => store.$method($($arg),*).await,
-            Store::Mongo(store) => store.$method($($arg),*).await,
+            Store::Mongo(store) => store.bounded(store.$method($($arg),*)).await,
         }
     };
 }
@@ -81,6 +81,17 @@ impl Store {
         update: UserUpdate,
     ) -> Result<Option<User>, StoreError> {
         dispatch!(self.update_user(id, update))
+    }
+
+    /// Raises the user's generation: sign-ins and refreshes in flight for
+    /// this user then fail their final check. False when no user has it.
+    pub async fn bump_user_generation(&self, id: &str) -> Result<bool, StoreError> {
+        dispatch!(self.bump_user_generation(id))
+    }
+
+    /// The same for a client.
+    pub async fn bump_client_generation(&self, client_id: &str) -> Result<bool, StoreError> {
+        dispatch!(self.bump_client_generation(client_id))
     }
 
     /// The removed user, or None when no user has this id.

@@ -16,6 +16,11 @@ pub struct User {
     /// Unix seconds; 0 when unknown (records written by Flask-Sentinel).
     pub created: u64,
     pub disabled: bool,
+    /// Raised by every change that must end the user's sessions (a new
+    /// password, disabling, revoking them all). A sign-in or refresh that
+    /// read an older value does not survive it: see [`crate::sessions`].
+    #[serde(skip)]
+    pub generation: u64,
 }
 
 // Written by hand, not derived, so that the hash can never reach a log.
@@ -27,6 +32,7 @@ impl std::fmt::Debug for User {
             .field("password_hash", &"<redacted>")
             .field("created", &self.created)
             .field("disabled", &self.disabled)
+            .field("generation", &self.generation)
             .finish()
     }
 }
@@ -125,6 +131,13 @@ pub struct Client {
     pub allowed_scopes: Vec<String>,
     pub disabled: bool,
     pub created: u64,
+    /// May call the introspection endpoint (RFC 7662 §2.1: the server
+    /// decides who may ask about tokens).
+    pub can_introspect: bool,
+    /// Raised by every change that must end the client's tokens (disabling,
+    /// removal, revoking them all); as [`User::generation`].
+    #[serde(skip)]
+    pub generation: u64,
 }
 
 /// What creating a client takes.
@@ -135,6 +148,7 @@ pub struct NewClient {
     pub secret_hash: Option<String>,
     pub allowed_grants: Vec<GrantType>,
     pub allowed_scopes: Vec<String>,
+    pub can_introspect: bool,
 }
 
 impl NewClient {
@@ -149,6 +163,8 @@ impl NewClient {
             allowed_scopes: self.allowed_scopes,
             disabled: false,
             created: crate::tokens::unix_now(),
+            can_introspect: self.can_introspect,
+            generation: 0,
         }
     }
 }
@@ -160,6 +176,7 @@ pub struct ClientUpdate {
     pub allowed_grants: Option<Vec<GrantType>>,
     pub allowed_scopes: Option<Vec<String>>,
     pub disabled: Option<bool>,
+    pub can_introspect: Option<bool>,
 }
 
 impl ClientUpdate {
@@ -175,6 +192,9 @@ impl ClientUpdate {
         }
         if let Some(disabled) = self.disabled {
             client.disabled = disabled;
+        }
+        if let Some(can_introspect) = self.can_introspect {
+            client.can_introspect = can_introspect;
         }
     }
 }
@@ -224,6 +244,7 @@ mod tests {
             password_hash: "$2b$04$secret".into(),
             created: 0,
             disabled: false,
+            generation: 0,
         };
         assert!(!format!("{user:?}").contains("secret"));
         assert!(!serde_json::to_string(&user).unwrap().contains("secret"));

@@ -149,10 +149,7 @@ impl TokenStore {
     ) -> Result<(), TokenStoreError> {
         let lifetime = Duration::from_secs(record.expires_at.saturating_sub(unix_now()).max(1));
         match self {
-            TokenStore::Memory(store) => {
-                store.save_access(token.digest(), record.clone());
-                Ok(())
-            }
+            TokenStore::Memory(store) => store.save_access(token.digest(), record.clone()),
             TokenStore::Redis(store) => store.save_access(token, record, lifetime).await,
         }
     }

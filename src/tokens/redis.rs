@@ -3,7 +3,9 @@
 //! Keys: `portcullis:access:<hex sha256>`, a JSON record with a TTL equal to
 //! the token's lifetime, so Redis itself forgets expired tokens. With `legacy_plain_keys` the access
 //! token is also written as Flask-Sentinel did (`SETEX <token> <ttl>
-//! <user_id>`), for services that read Redis directly.
+//! <user_id>`), for services that read Redis directly, and an index
+//! `portcullis:legacy:<hex sha256>` names that key, so revoking the token by
+//! its digest deletes the plain key too.
 //!
 //! The connection is a multiplexed [`ConnectionManager`], made lazily on the
 //! runtime that first uses it (Pingora gives each service its own runtime;
@@ -41,6 +43,39 @@ fn client_tokens_key(client_id: &str) -> String {
 }
 
 const CLIENT_TOKENS_PREFIX: &str = "portcullis:client-tokens:";
+
+/// Where the plain Flask-Sentinel key of a token is named, by digest.
+const LEGACY_INDEX_PREFIX: &str = "portcullis:legacy:";
+
+fn legacy_index_key(digest: &TokenDigest) -> String {
+    format!("{LEGACY_INDEX_PREFIX}{}", digest.to_hex())
+}
+
+/// Deletes a client's own tokens and their list in one step: a token the
+/// client gets while this runs is either listed (and deleted) or added
+/// after the list is gone (and its issuer's final check revokes it). Read
+/// then delete in two commands would let one slip between them.
+/// KEYS[1]: the list; ARGV[1]: the access-key prefix.
+const DELETE_CLIENT_TOKENS: &str = r"
+local listed = redis.call('SMEMBERS', KEYS[1])
+for _, hex in ipairs(listed) do
+    redis.call('DEL', ARGV[1] .. hex)
+end
+redis.call('DEL', KEYS[1])
+return #listed";
+
+/// Deletes access records and, for each, the plain legacy key its index
+/// names, with the index. KEYS: the access keys, then the index keys.
+const DELETE_WITH_LEGACY: &str = r"
+local n = #KEYS / 2
+for i = 1, n do
+    local plain = redis.call('GET', KEYS[n + i])
+    if plain then
+        redis.call('DEL', plain)
+    end
+    redis.call('DEL', KEYS[i], KEYS[n + i])
+end
+return n";
 
 /// Adds a digest to a client's set and makes the set live at least as long
 /// as the token (only ever lengthened: a shorter token lifetime configured
@@ -139,11 +174,12 @@ impl RedisTokens {
                 .ignore();
         }
         if self.legacy_plain_keys {
-            // Flask-Sentinel's format, for services that read Redis directly.
-            // These keys cannot be revoked early: the gateway keeps no copy
-            // of the raw token to find them by.
+            // Flask-Sentinel's format, for services that read Redis directly,
+            // and the index that lets revocation by digest find it.
             if let Some(user_id) = &record.user_id {
-                pipe.set_ex(token.as_str(), user_id, lifetime.as_secs().max(1))
+                let seconds = lifetime.as_secs().max(1);
+                pipe.set_ex(token.as_str(), user_id, seconds).ignore();
+                pipe.set_ex(legacy_index_key(&token.digest()), token.as_str(), seconds)
                     .ignore();
             }
         }
@@ -154,30 +190,33 @@ impl RedisTokens {
 
     pub async fn delete_access(&self, digests: &[TokenDigest]) -> Result<(), TokenStoreError> {
         let mut connection = self.connection().await?;
-        let keys: Vec<AccessKey> = digests.iter().map(access_key).collect();
-        connection.del::<_, ()>(keys).await.map_err(unavailable)
+        if !self.legacy_plain_keys {
+            let keys: Vec<AccessKey> = digests.iter().map(access_key).collect();
+            return connection.del::<_, ()>(keys).await.map_err(unavailable);
+        }
+        let script = redis::Script::new(DELETE_WITH_LEGACY);
+        let mut invocation = script.prepare_invoke();
+        for digest in digests {
+            invocation.key(access_key(digest));
+        }
+        for digest in digests {
+            invocation.key(legacy_index_key(digest));
+        }
+        invocation
+            .invoke_async::<()>(&mut connection)
+            .await
+            .map_err(unavailable)
     }
 
     /// See [`super::TokenStore::delete_client_tokens`].
     pub async fn delete_client_tokens(&self, client_id: &str) -> Result<usize, TokenStoreError> {
         let mut connection = self.connection().await?;
-        let list = client_tokens_key(client_id);
-        let listed: Vec<String> = connection.smembers(&list).await.map_err(unavailable)?;
-        let keys: Vec<AccessKey> = listed
-            .iter()
-            .filter_map(|hex| TokenDigest::from_hex(hex))
-            .map(|digest| access_key(&digest))
-            .collect();
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        if !keys.is_empty() {
-            pipe.del(&keys).ignore();
-        }
-        pipe.del(&list).ignore();
-        pipe.query_async::<()>(&mut connection)
+        redis::Script::new(DELETE_CLIENT_TOKENS)
+            .key(client_tokens_key(client_id))
+            .arg(ACCESS_PREFIX)
+            .invoke_async::<usize>(&mut connection)
             .await
-            .map_err(unavailable)?;
-        Ok(keys.len())
+            .map_err(unavailable)
     }
 
     pub async fn ping(&self) -> Result<(), TokenStoreError> {

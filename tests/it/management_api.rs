@@ -681,3 +681,57 @@ async fn management_can_have_its_own_listener() {
     }
     assert_eq!(upstream.count(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_over_http2_compare_the_origin_with_the_authority() {
+    use base64::Engine;
+
+    use crate::wire::{h2_connect, h2_request};
+
+    let upstream = Upstream::start().await;
+    let gateway = Gateway::start(&GatewayConfig::new(&upstream).admin(ADMIN.0, ADMIN.1));
+    let port = gateway.https_port;
+    let api = |path: &str| format!("https://localhost:{port}/oauth/management/api/v1{path}");
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", ADMIN.0, ADMIN.1))
+    );
+    let mut h2 = h2_connect(port).await;
+    let (status, whoami) = h2_request(
+        &mut h2,
+        "GET",
+        &api("/whoami"),
+        &[("authorization", &basic)],
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{whoami}");
+    let whoami: Value = serde_json::from_str(&whoami).unwrap();
+    let csrf = whoami["csrf_token"].as_str().unwrap();
+
+    let body = json!({"username": "alice", "password": "long-enough"}).to_string();
+    // `:authority` is localhost:<port>, and there is no Host header.
+    let post = |origin: String| {
+        let (csrf, basic, body, url) =
+            (csrf.to_string(), basic.clone(), body.clone(), api("/users"));
+        let mut h2 = h2.clone();
+        async move {
+            let headers = [
+                ("authorization", basic.as_str()),
+                ("content-type", "application/json"),
+                ("origin", origin.as_str()),
+                ("x-csrf-token", csrf.as_str()),
+            ];
+            h2_request(&mut h2, "POST", &url, &headers, Some(&body))
+                .await
+                .unwrap()
+        }
+    };
+    let (status, text) = post("https://evil.example".into()).await;
+    assert_eq!(status, 403, "cross-site over HTTP/2: {text}");
+    let (status, text) = post(format!("https://localhost:{port}")).await;
+    assert_eq!(status, 201, "same-origin over HTTP/2: {text}");
+    let created: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(created["username"], "alice");
+}

@@ -3,6 +3,9 @@
 //! must work for real: the test then signs in through `/oauth/token` with
 //! the user and client the browser made, and calls the upstream.
 //!
+//! The page also runs over HTTP/2 on the HTTPS listener, where a browser
+//! sends `:authority` and no `Host`.
+//!
 //! Chromium and chromedriver are Debian packages (`chromium`,
 //! `chromium-driver`); `scripts/test` installs them. A missing one fails
 //! the test, never skips it.
@@ -90,6 +93,8 @@ impl Browser {
                     "--disable-sync",
                     "--no-first-run",
                     "--disable-quic",
+                    // The gateway's certificate is self-signed.
+                    "--ignore-certificate-errors",
                     format!("--user-data-dir={}", profile.display()),
                     "--window-size=1280,900",
                 ]
@@ -451,5 +456,75 @@ async fn what_the_page_creates_signs_in_for_real() {
         std::fs::write(&path, png)
             .unwrap_or_else(|e| panic!("writing the screenshot to {path}: {e}"));
     }
+    browser.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_writes_over_http2_on_the_https_listener() {
+    let upstream = Upstream::start().await;
+    // TLS only: the page is not served over plain HTTP at all.
+    let gateway = Gateway::start(
+        &GatewayConfig::new(&upstream)
+            .admin(ADMIN.0, ADMIN.1)
+            .oauth("  allow_plaintext: false\n"),
+    );
+    let client_id = gateway.create_client("ios app");
+    let browser = Browser::start().await;
+    let page = format!("https://127.0.0.1:{}/oauth/management/", gateway.https_port);
+    browser.client.goto(&page).await.unwrap();
+    let protocol = browser
+        .client
+        .execute(
+            "return performance.getEntriesByType('navigation')[0].nextHopProtocol",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(protocol, "h2", "the page loaded over HTTP/2");
+
+    browser.type_into("#login-username", ADMIN.0).await;
+    browser.type_into("#login-password", ADMIN.1).await;
+    browser.click("#login-submit").await;
+    browser.visible("#app").await;
+    // A write: same-origin and CSRF checks pass on `:authority`.
+    browser.type_into("#new-user-username", "alice").await;
+    browser
+        .type_into("#new-user-password", "correct horse 1")
+        .await;
+    browser
+        .type_into("#new-user-password2", "correct horse 1")
+        .await;
+    browser.click("#new-user-submit").await;
+    browser.message("created user alice").await;
+    browser
+        .visible("#users-table tr[data-username='alice']")
+        .await;
+    let api_protocols = browser
+        .client
+        .execute(
+            "return performance.getEntriesByType('resource').map(e => e.nextHopProtocol)",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let api_protocols = api_protocols.as_array().unwrap();
+    assert!(
+        !api_protocols.is_empty() && api_protocols.iter().all(|p| p == "h2"),
+        "every API call went over HTTP/2: {api_protocols:?}"
+    );
+
+    // The user the page made signs in for real.
+    let response = client()
+        .post(gateway.https_url("/oauth/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("client_id", client_id.as_str()),
+            ("username", "alice"),
+            ("password", "correct horse 1"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "the user the page created signs in");
     browser.quit().await;
 }

@@ -203,7 +203,8 @@ async fn introspection_follows_rfc_7662(backends: Backends) {
     let upstream = Upstream::start().await;
     let gateway = Gateway::start(&backends.config(&upstream));
     let session = signed_in(&gateway).await;
-    let (resource_server, secret) = gateway.create_confidential_client("reports-service", &[]);
+    let (resource_server, secret) =
+        gateway.create_confidential_client("reports-service", &["--can-introspect"]);
     let introspect = |token: String| {
         let gateway = &gateway;
         let (id, secret) = (resource_server.clone(), secret.clone());
@@ -241,7 +242,8 @@ async fn introspection_follows_rfc_7662(backends: Backends) {
     let unknown = introspect("garbage".into()).await;
     assert_eq!(unknown, serde_json::json!({"active": false}), "{name}");
 
-    // Public clients may not introspect.
+    // Public clients, and confidential ones not marked can_introspect, may
+    // not introspect: authenticated, but forbidden.
     let response = gateway
         .post_form(
             "/oauth/introspect",
@@ -252,8 +254,26 @@ async fn introspection_follows_rfc_7662(backends: Backends) {
             ],
         )
         .await;
-    assert_eq!(response.status(), 401, "{name}");
-    assert_eq!(json(response).await["error"], "invalid_client");
+    assert_eq!(response.status(), 403, "{name}");
+    assert_eq!(json(response).await["error"], "unauthorized_client");
+    let (unmarked, unmarked_secret) = gateway.create_confidential_client("billing", &[]);
+    let response = gateway
+        .post_form(
+            "/oauth/introspect",
+            Some((&unmarked, &unmarked_secret)),
+            &[("token", &session.tokens.access_token)],
+        )
+        .await;
+    assert_eq!(response.status(), 403, "{name}");
+    let body = json(response).await;
+    assert_eq!(body["error"], "unauthorized_client", "{name}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("can_introspect"),
+        "{body}"
+    );
 
     // Revoked tokens are inactive.
     gateway

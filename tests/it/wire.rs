@@ -149,13 +149,29 @@ pub async fn h2_get(
     uri: &str,
     headers: &[(&str, &str)],
 ) -> Result<(u16, String), h2::Error> {
-    let mut request = http::Request::builder().method("GET").uri(uri);
+    h2_request(send, "GET", uri, headers, None).await
+}
+
+/// Sends one HTTP/2 request, with `body` if given, and reads the answer:
+/// status and body. The h2 client sends `:authority` (from `uri`) and no
+/// `Host`, as browsers do.
+pub async fn h2_request(
+    send: &mut h2::client::SendRequest<Bytes>,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Result<(u16, String), h2::Error> {
+    let mut request = http::Request::builder().method(method).uri(uri);
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
     let request = request.body(()).expect("the caller's uri is valid");
     let mut ready = send.clone().ready().await?;
-    let (response, _) = ready.send_request(request, true)?;
+    let (response, mut stream) = ready.send_request(request, body.is_none())?;
+    if let Some(body) = body {
+        stream.send_data(Bytes::copy_from_slice(body.as_bytes()), true)?;
+    }
     let response = response.await?;
     let status = response.status().as_u16();
     let mut body = response.into_body();

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::Problems;
-use crate::config::file::default_redis_timeout_ms;
+use crate::config::file::{default_mongodb_timeout_ms, default_redis_timeout_ms};
 use crate::config::{
     database_from_uri, Environment, FileStore, FileTokens, StoreConfig, StoreKind, TokenConfig,
     TokenKind, ENV_MONGODB_URI, ENV_REDIS_URL,
@@ -21,9 +21,12 @@ pub(super) fn check_store(
     data_dir: &Path,
 ) -> Option<StoreConfig> {
     let store = match (env.var(ENV_MONGODB_URI), file.kind, file.mongodb) {
-        (Some(uri), _, _) => Some(StoreConfig::Mongodb {
+        (Some(uri), _, mongo) => Some(StoreConfig::Mongodb {
             database: database_from_uri(&uri).unwrap_or_else(|| "oauth".into()),
             uri,
+            timeout: Duration::from_millis(
+                mongo.map_or(default_mongodb_timeout_ms(), |m| m.timeout_ms),
+            ),
         }),
         (None, StoreKind::Embedded, _) => Some(StoreConfig::Embedded {
             path: data_dir.join("portcullis.sqlite3"),
@@ -34,6 +37,7 @@ pub(super) fn check_store(
                 .or_else(|| database_from_uri(&mongo.uri))
                 .unwrap_or_else(|| "oauth".into()),
             uri: mongo.uri,
+            timeout: Duration::from_millis(mongo.timeout_ms),
         }),
         (None, StoreKind::Mongodb, None) => {
             problems.add(
@@ -43,11 +47,17 @@ pub(super) fn check_store(
             None
         }
     };
-    if let Some(StoreConfig::Mongodb { uri, .. }) = &store {
+    if let Some(StoreConfig::Mongodb { uri, timeout, .. }) = &store {
         if !(uri.starts_with("mongodb://") || uri.starts_with("mongodb+srv://")) {
             problems.add(
                 "store.mongodb.uri",
                 "must start with mongodb:// or mongodb+srv://",
+            );
+        }
+        if timeout.is_zero() {
+            problems.add(
+                "store.mongodb.timeout_ms",
+                "must be greater than zero: a stalled MongoDB must fail fast, not hang",
             );
         }
     }
@@ -61,6 +71,7 @@ pub(super) fn check_tokens(
     file: FileTokens,
     env: &dyn Environment,
 ) -> Option<TokenConfig> {
+    let memory_max_tokens = file.memory_max_tokens;
     let tokens = match (env.var(ENV_REDIS_URL), file.kind, file.redis) {
         (Some(url), _, redis) => Some(TokenConfig::Redis {
             url,
@@ -68,7 +79,14 @@ pub(super) fn check_tokens(
                 redis.map_or(default_redis_timeout_ms(), |r| r.timeout_ms),
             ),
         }),
-        (None, TokenKind::Memory, _) => Some(TokenConfig::Memory),
+        (None, TokenKind::Memory, _) => {
+            if memory_max_tokens == 0 {
+                problems.add("tokens.memory_max_tokens", "must be greater than zero");
+            }
+            Some(TokenConfig::Memory {
+                max_tokens: memory_max_tokens,
+            })
+        }
         (None, TokenKind::Redis, Some(redis)) => Some(TokenConfig::Redis {
             url: redis.url,
             timeout: Duration::from_millis(redis.timeout_ms),

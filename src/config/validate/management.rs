@@ -51,9 +51,30 @@ pub(super) fn check_management(
         .address
         .as_deref()
         .and_then(|address| parse_address(problems, "management.address", address));
+    let csrf_secret = match &management.csrf_secret_env {
+        None => None,
+        Some(name) => match env.var(name) {
+            Some(secret) if secret.len() >= 32 => Some(secret),
+            Some(_) => {
+                problems.add(
+                    "management.csrf_secret_env",
+                    format!("`{name}` must hold at least 32 characters (for example 32 random bytes in hex)"),
+                );
+                None
+            }
+            None => {
+                problems.add(
+                    "management.csrf_secret_env",
+                    format!("the environment variable `{name}` is not set"),
+                );
+                None
+            }
+        },
+    };
     ManagementConfig {
         admin,
         address: management_address,
         min_password_length: management.min_password_length.max(1),
+        csrf_secret,
     }
 }

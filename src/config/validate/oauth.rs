@@ -65,6 +65,12 @@ pub(super) fn check_oauth(problems: &mut Problems, oauth: FileOAuth) -> OAuthCon
     if oauth.access_token_lifetime_seconds == 0 || oauth.refresh_token_lifetime_seconds == 0 {
         problems.add("oauth", "token lifetimes must be greater than zero");
     }
+    if oauth.session_max_lifetime_seconds == 0 {
+        problems.add(
+            "oauth.session_max_lifetime_seconds",
+            "must be greater than zero: a session that keeps refreshing must still end",
+        );
+    }
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
@@ -89,6 +95,12 @@ pub(super) fn check_oauth(problems: &mut Problems, oauth: FileOAuth) -> OAuthCon
         bcrypt_workers: oauth.bcrypt_workers.unwrap_or(cores).max(1),
         bcrypt_queue: oauth.bcrypt_queue,
         legacy_plain_keys: oauth.legacy_plain_keys,
+        allow_plaintext: oauth.allow_plaintext,
+        session_max_lifetime: Duration::from_secs(oauth.session_max_lifetime_seconds),
+        rate_limit: crate::config::RateLimits {
+            refresh_token_per_minute: oauth.rate_limit.refresh_token_per_minute,
+            client_credentials_per_minute: oauth.rate_limit.client_credentials_per_minute,
+        },
     }
 }
 

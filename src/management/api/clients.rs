@@ -29,7 +29,13 @@ impl Api<'_> {
         let grants = body.allowed_grants.map(parse_grants).transpose()?;
         let (client, secret) = self
             .accounts()
-            .create_client(&body.name, client_type, grants, body.allowed_scopes)
+            .create_client(
+                &body.name,
+                client_type,
+                grants,
+                body.allowed_scopes,
+                body.can_introspect,
+            )
             .await
             .map_err(|e| account_error(e, "name"))?;
         self.audit(request, "client.create", &client.client_id);
@@ -62,6 +68,7 @@ impl Api<'_> {
             allowed_grants: body.allowed_grants.map(parse_grants).transpose()?,
             allowed_scopes: body.allowed_scopes,
             disabled: body.disabled,
+            can_introspect: body.can_introspect,
         };
         let client = self
             .accounts()

@@ -123,6 +123,8 @@ struct NewClientBody {
     allowed_grants: Option<Vec<String>>,
     #[serde(default)]
     allowed_scopes: Vec<String>,
+    #[serde(default)]
+    can_introspect: bool,
 }
 
 fn public() -> String {
@@ -136,6 +138,7 @@ struct ClientPatch {
     allowed_grants: Option<Vec<String>>,
     allowed_scopes: Option<Vec<String>>,
     disabled: Option<bool>,
+    can_introspect: Option<bool>,
 }
 
 /// What the API shows of a session: never its token digests.

@@ -10,8 +10,8 @@ use super::{duplicate_or_unavailable, query_all, unavailable, EmbeddedStore};
 use crate::store::{parse_grants, Client, ClientType, ClientUpdate, NewClient, StoreError};
 
 /// The columns [`client_from_row`] reads, in its order.
-const CLIENT_COLUMNS: &str =
-    "client_id, name, client_type, created, secret_hash, allowed_grants, allowed_scopes, disabled";
+const CLIENT_COLUMNS: &str = "client_id, name, client_type, created, secret_hash, \
+    allowed_grants, allowed_scopes, disabled, can_introspect, generation";
 
 fn client_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Client> {
     let kind: String = row.get(2)?;
@@ -32,6 +32,8 @@ fn client_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Client> {
             .map(String::from)
             .collect(),
         disabled: row.get::<_, i64>(7)? != 0,
+        can_introspect: row.get::<_, i64>(8)? != 0,
+        generation: row.get::<_, i64>(9)? as u64,
     })
 }
 
@@ -62,8 +64,8 @@ impl EmbeddedStore {
         let record = client.clone();
         self.with_connection(move |c| {
             c.execute(
-                "INSERT INTO clients (client_id, name, client_type, created, secret_hash, allowed_grants, allowed_scopes, disabled) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0)",
+                "INSERT INTO clients (client_id, name, client_type, created, secret_hash, allowed_grants, allowed_scopes, disabled, can_introspect) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8)",
                 params![
                     record.client_id,
                     record.name,
@@ -72,6 +74,7 @@ impl EmbeddedStore {
                     record.secret_hash,
                     grants_column(&record),
                     record.allowed_scopes.join(" "),
+                    record.can_introspect as i64,
                 ],
             )
             .map_err(|e| duplicate_or_unavailable(e, || format!("client `{}`", record.client_id)))
@@ -107,17 +110,31 @@ impl EmbeddedStore {
             };
             update.apply(&mut client);
             c.execute(
-                "UPDATE clients SET name = ?2, allowed_grants = ?3, allowed_scopes = ?4, disabled = ?5 WHERE client_id = ?1",
+                "UPDATE clients SET name = ?2, allowed_grants = ?3, allowed_scopes = ?4, disabled = ?5, can_introspect = ?6 WHERE client_id = ?1",
                 params![
                     client.client_id,
                     client.name,
                     grants_column(&client),
                     client.allowed_scopes.join(" "),
-                    client.disabled as i64
+                    client.disabled as i64,
+                    client.can_introspect as i64
                 ],
             )
             .map_err(unavailable)?;
             Ok(Some(client))
+        })
+        .await
+    }
+
+    pub async fn bump_client_generation(&self, client_id: &str) -> Result<bool, StoreError> {
+        let client_id = client_id.to_string();
+        self.with_connection(move |c| {
+            c.execute(
+                "UPDATE clients SET generation = generation + 1 WHERE client_id = ?1",
+                params![client_id],
+            )
+            .map(|changed| changed == 1)
+            .map_err(unavailable)
         })
         .await
     }

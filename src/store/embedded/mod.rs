@@ -120,6 +120,7 @@ mod tests {
             secret_hash: None,
             allowed_grants: GrantType::defaults(ClientType::Public),
             allowed_scopes: vec!["read".into()],
+            can_introspect: false,
         }
     }
 

@@ -17,7 +17,8 @@ CREATE TABLE IF NOT EXISTS users (
     username      TEXT NOT NULL UNIQUE,
     password_hash TEXT NOT NULL,
     created       INTEGER NOT NULL,
-    disabled      INTEGER NOT NULL DEFAULT 0
+    disabled      INTEGER NOT NULL DEFAULT 0,
+    generation    INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS clients (
     client_id      TEXT PRIMARY KEY,
@@ -27,7 +28,9 @@ CREATE TABLE IF NOT EXISTS clients (
     secret_hash    TEXT,
     allowed_grants TEXT NOT NULL DEFAULT 'password,refresh_token',
     allowed_scopes TEXT NOT NULL DEFAULT '',
-    disabled       INTEGER NOT NULL DEFAULT 0
+    disabled       INTEGER NOT NULL DEFAULT 0,
+    can_introspect INTEGER NOT NULL DEFAULT 0,
+    generation     INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS sessions (
     id                      TEXT PRIMARY KEY,
@@ -46,32 +49,37 @@ CREATE TABLE IF NOT EXISTS retired_refresh_digests (
 CREATE INDEX IF NOT EXISTS retired_by_session ON retired_refresh_digests (session_id);
 ";
 
-/// Columns added since the first release, for databases made before them.
-const ADDED_CLIENT_COLUMNS: [(&str, &str); 4] = [
-    ("secret_hash", "TEXT"),
+/// Columns added since the first release, table by table, for databases
+/// made before them.
+const ADDED_COLUMNS: [(&str, &str, &str); 7] = [
+    ("clients", "secret_hash", "TEXT"),
     (
+        "clients",
         "allowed_grants",
         "TEXT NOT NULL DEFAULT 'password,refresh_token'",
     ),
-    ("allowed_scopes", "TEXT NOT NULL DEFAULT ''"),
-    ("disabled", "INTEGER NOT NULL DEFAULT 0"),
+    ("clients", "allowed_scopes", "TEXT NOT NULL DEFAULT ''"),
+    ("clients", "disabled", "INTEGER NOT NULL DEFAULT 0"),
+    ("clients", "can_introspect", "INTEGER NOT NULL DEFAULT 0"),
+    ("clients", "generation", "INTEGER NOT NULL DEFAULT 0"),
+    ("users", "generation", "INTEGER NOT NULL DEFAULT 0"),
 ];
 
-/// Adds each of [`ADDED_CLIENT_COLUMNS`] the `clients` table lacks; a
-/// current database has them all, so this then does nothing.
+/// Adds each of [`ADDED_COLUMNS`] its table lacks; a current database has
+/// them all, so this then does nothing.
 pub(super) fn migrate(c: &Connection) -> Result<(), StoreError> {
-    let mut statement = c
-        .prepare("PRAGMA table_info(clients)")
-        .map_err(unavailable)?;
-    let columns: Vec<String> = statement
-        .query_map([], |row| row.get::<_, String>(1))
-        .map_err(unavailable)?
-        .collect::<Result<_, _>>()
-        .map_err(unavailable)?;
-    for (name, definition) in ADDED_CLIENT_COLUMNS {
+    for (table, name, definition) in ADDED_COLUMNS {
+        let mut statement = c
+            .prepare(&format!("PRAGMA table_info({table})"))
+            .map_err(unavailable)?;
+        let columns: Vec<String> = statement
+            .query_map([], |row| row.get::<_, String>(1))
+            .map_err(unavailable)?
+            .collect::<Result<_, _>>()
+            .map_err(unavailable)?;
         if !columns.iter().any(|c| c == name) {
             c.execute_batch(&format!(
-                "ALTER TABLE clients ADD COLUMN {name} {definition}"
+                "ALTER TABLE {table} ADD COLUMN {name} {definition}"
             ))
             .map_err(unavailable)?;
         }
@@ -93,7 +101,9 @@ mod tests {
         let old = Connection::open(&path).unwrap();
         old.execute_batch(
             "CREATE TABLE clients (client_id TEXT PRIMARY KEY, name TEXT NOT NULL, client_type TEXT NOT NULL, created INTEGER NOT NULL);
-             INSERT INTO clients VALUES ('old-client', 'ios app', 'public', 1);",
+             INSERT INTO clients VALUES ('old-client', 'ios app', 'public', 1);
+             CREATE TABLE users (id TEXT PRIMARY KEY, username TEXT NOT NULL UNIQUE, password_hash TEXT NOT NULL, created INTEGER NOT NULL, disabled INTEGER NOT NULL DEFAULT 0);
+             INSERT INTO users VALUES ('old-user', 'jonas', '$2b$04$x', 1, 0);",
         )
         .unwrap();
         drop(old);
@@ -104,6 +114,13 @@ mod tests {
             GrantType::defaults(ClientType::Public)
         );
         assert!(!client.disabled);
+        assert!(!client.can_introspect);
+        assert_eq!(client.generation, 0);
+        let user = store.find_user_by_id("old-user").await.unwrap().unwrap();
+        assert_eq!(user.generation, 0);
+        assert!(store.bump_user_generation("old-user").await.unwrap());
+        let user = store.find_user_by_id("old-user").await.unwrap().unwrap();
+        assert_eq!(user.generation, 1);
         drop(store);
         EmbeddedStore::open(&path).expect("a second open finds nothing to migrate");
     }

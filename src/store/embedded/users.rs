@@ -7,7 +7,7 @@ use crate::store::{new_user_id, StoreError, User, UserUpdate};
 use crate::tokens::unix_now;
 
 /// The columns [`user_from_row`] reads, in its order.
-const USER_COLUMNS: &str = "id, username, password_hash, created, disabled";
+const USER_COLUMNS: &str = "id, username, password_hash, created, disabled, generation";
 
 fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
     Ok(User {
@@ -16,6 +16,7 @@ fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
         password_hash: row.get(2)?,
         created: row.get::<_, i64>(3)? as u64,
         disabled: row.get::<_, i64>(4)? != 0,
+        generation: row.get::<_, i64>(5)? as u64,
     })
 }
 
@@ -46,6 +47,7 @@ impl EmbeddedStore {
             password_hash: password_hash.to_string(),
             created: unix_now(),
             disabled: false,
+            generation: 0,
         };
         let record = user.clone();
         self.with_connection(move |c| {
@@ -102,6 +104,19 @@ impl EmbeddedStore {
                 .map_err(unavailable)?;
             }
             user_where(c, "id", &id)
+        })
+        .await
+    }
+
+    pub async fn bump_user_generation(&self, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        self.with_connection(move |c| {
+            c.execute(
+                "UPDATE users SET generation = generation + 1 WHERE id = ?1",
+                params![id],
+            )
+            .map(|changed| changed == 1)
+            .map_err(unavailable)
         })
         .await
     }

@@ -2,7 +2,7 @@
 
 use mongodb::bson::doc;
 
-use super::documents::{client_document, client_from_document};
+use super::documents::{client_document, client_from_document, GENERATION};
 use super::{duplicate_or_unavailable, find_all, unavailable, MongoStore};
 use crate::store::{Client, ClientUpdate, NewClient, StoreError};
 
@@ -53,6 +53,19 @@ impl MongoStore {
             .await
             .map_err(unavailable)?;
         Ok(Some(client))
+    }
+
+    pub async fn bump_client_generation(&self, client_id: &str) -> Result<bool, StoreError> {
+        let result = self
+            .clients()
+            .await?
+            .update_one(
+                doc! {"client_id": client_id},
+                doc! {"$inc": {GENERATION: 1_i64}},
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(result.matched_count == 1)
     }
 
     pub async fn remove_client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {

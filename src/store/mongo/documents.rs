@@ -29,7 +29,20 @@ pub(super) fn user_from_document(document: &Document) -> Option<User> {
         },
         created,
         disabled: document.get_bool("disabled").unwrap_or(false),
+        generation: generation_of(document),
     })
+}
+
+/// Our own field beside Flask-Sentinel's: absent (0) until the first
+/// revoking change, which raises it with `$inc`.
+pub(super) const GENERATION: &str = "portcullis_generation";
+
+fn generation_of(document: &Document) -> u64 {
+    match document.get(GENERATION) {
+        Some(Bson::Int64(n)) => (*n).max(0) as u64,
+        Some(Bson::Int32(n)) => (*n).max(0) as u64,
+        _ => 0,
+    }
 }
 
 pub(super) fn client_from_document(document: &Document) -> Option<Client> {
@@ -65,6 +78,8 @@ pub(super) fn client_from_document(document: &Document) -> Option<Client> {
         allowed_scopes: strings("allowed_scopes").unwrap_or_default(),
         disabled: document.get_bool("disabled").unwrap_or(false),
         created,
+        can_introspect: document.get_bool("can_introspect").unwrap_or(false),
+        generation: generation_of(document),
     })
 }
 
@@ -77,6 +92,7 @@ pub(super) fn client_document(client: &Client) -> Document {
         "allowed_grant_types": client.allowed_grants.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
         "allowed_scopes": &client.allowed_scopes,
         "disabled": client.disabled,
+        "can_introspect": client.can_introspect,
     };
     if let Some(hash) = &client.secret_hash {
         document.insert("client_secret_hash", hash);

@@ -36,6 +36,8 @@ pub struct MongoStore {
     uri: String,
     database: String,
     client: OnceCell<mongodb::Database>,
+    /// The bound on every operation (`store.mongodb.timeout_ms`).
+    timeout: Duration,
 }
 
 fn unavailable(error: mongodb::error::Error) -> StoreError {
@@ -98,11 +100,30 @@ fn id_filter(id: &str) -> Document {
 }
 
 impl MongoStore {
-    pub fn new(uri: &str, database: &str) -> Self {
+    pub fn new(uri: &str, database: &str, timeout: Duration) -> Self {
         MongoStore {
             uri: uri.to_string(),
             database: database.to_string(),
             client: OnceCell::new(),
+            timeout,
+        }
+    }
+
+    /// Runs one operation within the configured bound. A server that
+    /// stalls (a primary that hangs, a partition) turns into
+    /// [`StoreError::Unavailable`], which callers answer with 503, instead
+    /// of a request that hangs. An operation cut short may still complete
+    /// on the server; each caller's retry is safe for that.
+    pub async fn bounded<T>(
+        &self,
+        operation: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.timeout, operation).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "MongoDB did not answer within {} ms",
+                self.timeout.as_millis()
+            ))),
         }
     }
 
@@ -111,8 +132,8 @@ impl MongoStore {
             .get_or_try_init(|| async {
                 let mut options = ClientOptions::parse(&self.uri).await.map_err(unavailable)?;
                 // Bounded, so an unreachable server is a prompt error.
-                options.server_selection_timeout = Some(Duration::from_secs(3));
-                options.connect_timeout = Some(Duration::from_secs(3));
+                options.server_selection_timeout = Some(self.timeout);
+                options.connect_timeout = Some(self.timeout);
                 options.app_name = Some("portcullis".into());
                 let client = mongodb::Client::with_options(options).map_err(unavailable)?;
                 Ok(client.database(&self.database))

@@ -89,25 +89,26 @@ impl MongoStore {
     }
 
     pub async fn delete_sessions_of_user(&self, user_id: &str) -> Result<Vec<Session>, StoreError> {
-        let sessions = self.sessions_of_user(user_id).await?;
-        let ids: Vec<&str> = sessions.iter().map(|s| s.id.as_str()).collect();
-        self.sessions()
-            .await?
-            .delete_many(doc! {"_id": {"$in": ids}})
-            .await
-            .map_err(unavailable)?;
-        Ok(sessions)
+        self.delete_sessions_where(doc! {"user_id": user_id}).await
     }
 
     pub async fn delete_sessions_of_client(
         &self,
         client_id: &str,
     ) -> Result<Vec<Session>, StoreError> {
-        let sessions = self.find_sessions(doc! {"client_id": client_id}).await?;
-        let ids: Vec<&str> = sessions.iter().map(|s| s.id.as_str()).collect();
+        self.delete_sessions_where(doc! {"client_id": client_id})
+            .await
+    }
+
+    /// Reads the matching sessions (for their access tokens), then deletes
+    /// by the same filter, so a session written in between goes too. Its
+    /// writer's final check sees the raised generation and revokes its
+    /// own token (see [`crate::sessions`]).
+    async fn delete_sessions_where(&self, filter: Document) -> Result<Vec<Session>, StoreError> {
+        let sessions = self.find_sessions(filter.clone()).await?;
         self.sessions()
             .await?
-            .delete_many(doc! {"_id": {"$in": ids}})
+            .delete_many(filter)
             .await
             .map_err(unavailable)?;
         Ok(sessions)

@@ -2,7 +2,7 @@
 
 use mongodb::bson::{doc, oid::ObjectId, DateTime, Document};
 
-use super::documents::user_from_document;
+use super::documents::{user_from_document, GENERATION};
 use super::{duplicate_or_unavailable, find_all, id_filter, unavailable, MongoStore};
 use crate::store::{StoreError, User, UserUpdate};
 use crate::tokens::unix_now;
@@ -33,6 +33,7 @@ impl MongoStore {
             password_hash: password_hash.to_string(),
             created: now,
             disabled: false,
+            generation: 0,
         })
     }
 
@@ -85,6 +86,16 @@ impl MongoStore {
                 .map_err(unavailable)?;
         }
         self.find_user_by_id(id).await
+    }
+
+    pub async fn bump_user_generation(&self, id: &str) -> Result<bool, StoreError> {
+        let result = self
+            .users()
+            .await?
+            .update_one(id_filter(id), doc! {"$inc": {GENERATION: 1_i64}})
+            .await
+            .map_err(unavailable)?;
+        Ok(result.matched_count == 1)
     }
 
     pub async fn remove_user(&self, id: &str) -> Result<Option<User>, StoreError> {

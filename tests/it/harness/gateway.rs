@@ -40,9 +40,12 @@ impl Gateway {
                 },
                 match &config.users {
                     StoreBackend::Embedded => "kind: embedded".to_string(),
-                    StoreBackend::Mongo(uri) => {
-                        format!("kind: mongodb\n  mongodb: {{uri: \"{uri}\"}}")
-                    }
+                    StoreBackend::Mongo(uri) => match config.mongodb_timeout_ms {
+                        None => format!("kind: mongodb\n  mongodb: {{uri: \"{uri}\"}}"),
+                        Some(ms) => format!(
+                            "kind: mongodb\n  mongodb: {{uri: \"{uri}\", timeout_ms: {ms}}}"
+                        ),
+                    },
                 },
             )
         };
@@ -72,6 +75,7 @@ store:
   {store}
 tokens:
   {tokens}
+{tokens_extra}
 server:
   threads: 2
   grace_period_seconds: {grace}
@@ -88,15 +92,11 @@ management:
             data = data_dir.display(),
             upstream = config.upstream,
             upstreams_extra = config.upstreams_extra,
-            // Cost 4 keeps debug-build tests fast; a test may set its own.
-            oauth_extra = if config.oauth_extra.contains("bcrypt_cost") {
-                config.oauth_extra.clone()
-            } else {
-                format!("  bcrypt_cost: 4\n{}", config.oauth_extra)
-            },
+            oauth_extra = oauth_with_test_defaults(&config.oauth_extra),
             grace = config.grace_period_seconds,
             trusted = config.trusted_proxies,
             server_extra = config.server_extra,
+            tokens_extra = config.tokens_extra,
             management_extra = config.management_extra,
         );
         (yaml, env)
@@ -310,8 +310,9 @@ management:
                 ("password", password),
             ])
             .await;
-        assert_eq!(response.status(), 200);
+        let status = response.status();
         let body: Value = response.json().await.unwrap();
+        assert_eq!(status, 200, "sign-in failed: {body}");
         IssuedTokens {
             access_token: body["access_token"].as_str().unwrap().to_string(),
             refresh_token: body["refresh_token"].as_str().unwrap().to_string(),
@@ -418,4 +419,20 @@ pub async fn signed_in(gateway: &Gateway) -> Session {
         client_id,
         tokens,
     }
+}
+
+/// `oauth:` lines with the suite's defaults for keys the test did not set:
+/// bcrypt cost 4 keeps debug-build tests fast, and the token endpoint and
+/// management answer over the plain-HTTP listener most tests use.
+fn oauth_with_test_defaults(extra: &str) -> String {
+    let mut yaml = String::new();
+    for (key, line) in [
+        ("bcrypt_cost", "  bcrypt_cost: 4\n"),
+        ("allow_plaintext", "  allow_plaintext: true\n"),
+    ] {
+        if !extra.contains(key) {
+            yaml.push_str(line);
+        }
+    }
+    yaml + extra
 }

@@ -38,6 +38,10 @@ pub struct GatewayConfig {
     pub extra_env: Vec<(String, String)>,
     /// YAML lines under `server:`.
     pub server_extra: String,
+    /// YAML lines under `tokens:`.
+    pub tokens_extra: String,
+    /// `store.mongodb.timeout_ms`, with the MongoDB store.
+    pub mongodb_timeout_ms: Option<u64>,
 }
 
 impl GatewayConfig {
@@ -61,6 +65,8 @@ impl GatewayConfig {
             management_extra: String::new(),
             extra_env: Vec::new(),
             server_extra: String::new(),
+            tokens_extra: String::new(),
+            mongodb_timeout_ms: None,
         }
     }
 
@@ -97,6 +103,12 @@ impl GatewayConfig {
     /// Replaces the routes.
     pub fn routes(mut self, yaml: &str) -> Self {
         self.routes = Some(yaml.to_string());
+        self
+    }
+
+    /// Appends YAML lines under `tokens:`.
+    pub fn tokens(mut self, yaml: &str) -> Self {
+        self.tokens_extra.push_str(yaml);
         self
     }
 

@@ -29,6 +29,7 @@ mod gateway;
 mod gateway_config;
 mod mongod;
 mod redis_server;
+mod stalling_proxy;
 mod upstream;
 
 pub use backends::*;
@@ -36,6 +37,7 @@ pub use gateway::*;
 pub use gateway_config::*;
 pub use mongod::*;
 pub use redis_server::*;
+pub use stalling_proxy::*;
 pub use upstream::*;
 
 pub const GATEWAY: &str = env!("CARGO_BIN_EXE_portcullis");

@@ -52,6 +52,10 @@ impl Mongo {
         })
     }
 
+    pub fn address(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
     /// A URI naming a database no other test uses.
     pub fn fresh_database_uri(&self) -> (String, String) {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
