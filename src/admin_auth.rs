@@ -9,8 +9,8 @@
 //!   ([`CsrfKey`]): `management.csrf_secret_env`, so instances behind one
 //!   load balancer agree, or a random key kept in the data folder. The
 //!   token travels on every write and sits in the page's memory, so it
-//!   must say nothing of the password: a hash of it could be cracked at
-//!   hash speed by whoever saw one.
+//!   must say nothing of the password: were it a hash of the password,
+//!   whoever saw it could try guesses at hash speed.
 
 use std::collections::HashMap;
 use std::fs;
@@ -60,16 +60,8 @@ impl CsrfKey {
     fn from_data_dir(data_dir: &Path) -> anyhow::Result<CsrfKey> {
         let path = data_dir.join(CSRF_KEY_FILE);
         let key = match fs::read(&path) {
-            Ok(key) => key,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                create_key_file(&path)?
-            }
-            Err(error) => {
-                return Err(anyhow!(
-                    "cannot read the management CSRF key `{}` ({error}); fix its permissions, or delete it to make a new one",
-                    path.display()
-                ))
-            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => create_key_file(&path)?,
+            read => read.map_err(|error| cannot_read(&path, error))?,
         };
         if key.len() != CSRF_KEY_BYTES {
             return Err(anyhow!(
@@ -89,6 +81,13 @@ impl CsrfKey {
         mac.update(username.as_bytes());
         hex::encode(mac.finalize().into_bytes())
     }
+}
+
+fn cannot_read(path: &Path, error: std::io::Error) -> anyhow::Error {
+    anyhow!(
+        "cannot read the management CSRF key `{}` ({error}); fix its permissions, or delete it to make a new one",
+        path.display()
+    )
 }
 
 /// Writes a new random key, readable by its owner only. Never overwrites:
@@ -112,7 +111,7 @@ fn create_key_file(path: &Path) -> anyhow::Result<Vec<u8>> {
     {
         Ok(file) => file,
         Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
-            return fs::read(path).map_err(cannot_write)
+            return fs::read(path).map_err(|error| cannot_read(path, error))
         }
         Err(error) => return Err(cannot_write(error)),
     };

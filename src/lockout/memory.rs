@@ -20,7 +20,9 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::{LockoutError, LockoutPolicy, Subject, LOCKOUT_HISTORY};
+use super::{
+    LockoutError, LockoutPolicy, Subject, SubjectKey, BUSY_WAIT, IN_FLIGHT_TTL, LOCKOUT_HISTORY,
+};
 use crate::clock::Clock;
 
 /// Calls between sweeps of expired entries.
@@ -46,6 +48,8 @@ struct Entry {
     failures: Option<Expiring>,
     locked_until: Option<Instant>,
     lockouts: Option<Expiring>,
+    /// Attempts reserved and not yet ended.
+    in_flight: Option<Expiring>,
 }
 
 impl Entry {
@@ -59,15 +63,28 @@ impl Entry {
         if self.lockouts.as_ref().is_some_and(|l| l.until <= now) {
             self.lockouts = None;
         }
+        if self.in_flight.as_ref().is_some_and(|f| f.until <= now) {
+            self.in_flight = None;
+        }
     }
 
     fn is_empty(&self) -> bool {
-        self.failures.is_none() && self.locked_until.is_none() && self.lockouts.is_none()
+        self.is_history_only() && self.lockouts.is_none()
     }
 
     /// Holds nothing but the memory of earlier lockouts.
     fn is_history_only(&self) -> bool {
-        self.failures.is_none() && self.locked_until.is_none()
+        self.failures.is_none() && self.locked_until.is_none() && self.in_flight.is_none()
+    }
+
+    /// One reserved attempt ends.
+    fn land(&mut self) {
+        if let Some(in_flight) = &mut self.in_flight {
+            in_flight.count = in_flight.count.saturating_sub(1);
+            if in_flight.count == 0 {
+                self.in_flight = None;
+            }
+        }
     }
 }
 
@@ -83,6 +100,8 @@ pub struct MemoryLockout {
     max_subjects: usize,
     history: Duration,
     clock: Clock,
+    /// Made per process: nothing outside it needs to read the keys.
+    hash_key: SubjectKey,
 }
 
 impl Default for MemoryLockout {
@@ -112,7 +131,12 @@ impl MemoryLockout {
             max_subjects,
             history,
             clock,
+            hash_key: SubjectKey::random(),
         }
+    }
+
+    pub fn hash_key(&self) -> &SubjectKey {
+        &self.hash_key
     }
 
     /// The table, swept if this call is the [`SWEEP_EVERY`]th.
@@ -156,7 +180,7 @@ impl MemoryLockout {
     }
 
     pub fn locked_for(&self, subject: Subject<'_>) -> Result<Option<Duration>, LockoutError> {
-        let key = subject.key();
+        let key = subject.key(&self.hash_key);
         let now = self.clock.now();
         let mut table = self.table(now);
         self.ensure_room(&mut table, &key, now)?;
@@ -169,16 +193,63 @@ impl MemoryLockout {
         Ok(remaining)
     }
 
+    /// See [`super::LockoutStore::reserve`]: one step under the table's lock.
+    pub fn reserve(
+        &self,
+        subject: Subject<'_>,
+        policy: &LockoutPolicy,
+    ) -> Result<Option<Duration>, LockoutError> {
+        let key = subject.key(&self.hash_key);
+        let now = self.clock.now();
+        let mut table = self.table(now);
+        self.ensure_room(&mut table, &key, now)?;
+        let entry = table.entries.entry(key).or_default();
+        entry.forget_expired(now);
+        if let Some(until) = entry.locked_until {
+            return Ok(Some(until - now));
+        }
+        let failed = entry.failures.as_ref().map_or(0, |f| f.count);
+        let in_flight = entry.in_flight.get_or_insert(Expiring {
+            count: 0,
+            until: now,
+        });
+        if failed.saturating_add(in_flight.count) >= policy.failures_to_lock() {
+            if in_flight.count == 0 {
+                entry.in_flight = None;
+            }
+            return Ok(Some(BUSY_WAIT));
+        }
+        in_flight.count += 1;
+        in_flight.until = deadline(now, IN_FLIGHT_TTL);
+        Ok(None)
+    }
+
+    /// See [`super::LockoutStore::release`].
+    pub fn release(&self, subject: Subject<'_>) -> Result<(), LockoutError> {
+        let key = subject.key(&self.hash_key);
+        let now = self.clock.now();
+        let mut table = self.table(now);
+        if let Some(entry) = table.entries.get_mut(&key) {
+            entry.land();
+            entry.forget_expired(now);
+            if entry.is_empty() {
+                table.entries.remove(&key);
+            }
+        }
+        Ok(())
+    }
+
     pub fn record_failure(
         &self,
         subject: Subject<'_>,
         policy: &LockoutPolicy,
     ) -> Result<Option<Duration>, LockoutError> {
-        let key = subject.key();
+        let key = subject.key(&self.hash_key);
         let now = self.clock.now();
         let mut table = self.table(now);
         self.ensure_room(&mut table, &key, now)?;
         let entry = table.entries.entry(key).or_default();
+        entry.land();
         entry.forget_expired(now);
         if let Some(until) = entry.locked_until {
             return Ok(Some(until - now));
@@ -204,11 +275,12 @@ impl MemoryLockout {
 
     /// Forgets the failure count only; see [`super::LockoutStore::reset`].
     pub fn reset(&self, subject: Subject<'_>) -> Result<(), LockoutError> {
-        let key = subject.key();
+        let key = subject.key(&self.hash_key);
         let now = self.clock.now();
         let mut table = self.table(now);
         if let Some(entry) = table.entries.get_mut(&key) {
             entry.failures = None;
+            entry.land();
             entry.forget_expired(now);
             if entry.is_empty() {
                 table.entries.remove(&key);
@@ -400,5 +472,50 @@ mod tests {
         assert_eq!(store.len(), 2);
         // Bob's count survived the eviction; Alice's history did not.
         assert_eq!(fail(&store, bob, 2), [None, Some(TICK * 50)]);
+    }
+
+    #[test]
+    fn concurrent_attempts_get_at_most_max_failures_reservations() {
+        let (store, clock) = table();
+        let alice = Subject::Username("alice");
+        // Ten guesses at once: three reserved, the rest refused unchecked.
+        let answers: Vec<Option<Duration>> = (0..10)
+            .map(|_| store.reserve(alice, &policy()).unwrap())
+            .collect();
+        assert_eq!(answers.iter().filter(|a| a.is_none()).count(), 3);
+        assert!(answers[3..].iter().all(|a| *a == Some(BUSY_WAIT)));
+        // The three fail: the subject locks.
+        let failed: Vec<_> = (0..3)
+            .map(|_| store.record_failure(alice, &policy()).unwrap())
+            .collect();
+        assert_eq!(failed, [None, None, Some(TICK * 50)]);
+        assert_eq!(store.reserve(alice, &policy()).unwrap(), Some(TICK * 50));
+        clock.advance(TICK * 50);
+        assert_eq!(store.reserve(alice, &policy()).unwrap(), None);
+    }
+
+    #[test]
+    fn a_released_or_successful_attempt_gives_its_reservation_back() {
+        let (store, clock) = table();
+        let alice = Subject::Username("alice");
+        for _ in 0..3 {
+            assert_eq!(store.reserve(alice, &policy()).unwrap(), None);
+        }
+        assert_eq!(store.reserve(alice, &policy()).unwrap(), Some(BUSY_WAIT));
+        store.release(alice).unwrap();
+        store.reset(alice).unwrap();
+        assert_eq!(store.reserve(alice, &policy()).unwrap(), None);
+        assert_eq!(store.reserve(alice, &policy()).unwrap(), None);
+        assert_eq!(store.reserve(alice, &policy()).unwrap(), Some(BUSY_WAIT));
+        // Reservations never released leave flight after the TTL.
+        clock.advance(IN_FLIGHT_TTL);
+        assert_eq!(store.reserve(alice, &policy()).unwrap(), None);
+        // Failures and attempts in flight share the budget.
+        let (store, _clock) = table();
+        store.reserve(alice, &policy()).unwrap();
+        store.record_failure(alice, &policy()).unwrap();
+        store.reserve(alice, &policy()).unwrap();
+        store.reserve(alice, &policy()).unwrap();
+        assert_eq!(store.reserve(alice, &policy()).unwrap(), Some(BUSY_WAIT));
     }
 }

@@ -13,16 +13,27 @@
 //! from many addresses; per-address locks stop one address spraying one
 //! common password across many usernames.
 //!
-//! Storage never holds a raw username (it may be a mistyped password): keys
-//! carry its SHA-256. Two backends, a closed set like [`crate::tokens`]:
+//! Storage and logs never hold a raw username (it may be a mistyped
+//! password): keys carry its keyed hash ([`SubjectKey`]). Two backends, a closed set like [`crate::tokens`]:
 //! [`memory::MemoryLockout`] (one process) and [`redis::RedisLockout`]
 //! (shared, so a lock holds on every gateway instance).
 //!
-//! Calling order at the token endpoint, for each subject:
-//! 1. [`LockoutStore::locked_for`] before the password check: `Some` means
-//!    answer at once, bcrypt never runs;
-//! 2. [`LockoutStore::record_failure`] after a wrong password or unknown user;
-//! 3. [`LockoutStore::reset`] for the username after a correct password.
+//! Calling order at the token endpoint and the admin sign-in, per subject:
+//! 1. [`LockoutStore::reserve`] before the password check: it counts the
+//!    attempt as in flight in the same atomic step that checks the lock, so
+//!    `max_failures` concurrent guesses are all the bcrypts a subject gets
+//!    before its lock, however many arrive at once. `Some` means answer at
+//!    once, bcrypt never runs;
+//! 2. [`LockoutStore::record_failure`] after a wrong password or unknown
+//!    user: the attempt leaves flight and counts as a failure;
+//! 3. [`LockoutStore::reset`] for the username after a correct password
+//!    (the attempt leaves flight and the failures are forgotten), or
+//!    [`LockoutStore::release`] when the attempt neither failed nor
+//!    succeeded (the password pool was full, a store was down), and for
+//!    the address after a correct password.
+//!
+//! An attempt in flight is forgotten after [`IN_FLIGHT_TTL`] even if its
+//! release never comes (a crash), so a subject cannot be wedged shut.
 //!
 //! Any [`LockoutError`] means fail closed: answer 503, never check the
 //! password unprotected.
@@ -34,10 +45,18 @@ use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
 /// Every lockout key starts with this.
 pub const KEY_PREFIX: &str = "portcullis:lockout:";
+
+/// How long an attempt counts as in flight without being released.
+pub const IN_FLIGHT_TTL: Duration = Duration::from_secs(60);
+
+/// What a refused reservation tells a client to wait when the subject is
+/// not locked but `max_failures` attempts are already in flight.
+pub const BUSY_WAIT: Duration = Duration::from_secs(1);
 
 /// How long a subject's earlier lockouts count towards a longer next lock.
 pub const LOCKOUT_HISTORY: Duration = Duration::from_secs(24 * 60 * 60);
@@ -110,19 +129,50 @@ pub enum Subject<'a> {
     Address(IpAddr),
 }
 
+/// The key of the keyed hash that names a typed username in lockout keys
+/// and in logs. A username field sometimes holds a password typed in the
+/// wrong box; a plain SHA-256 of it could be reversed at SHA-256 speed by
+/// anyone who reads Redis or the logs, an HMAC only by whoever also holds
+/// this key. The memory backend makes one per process; the Redis backend
+/// keeps one in Redis, made by the first instance, so all agree.
+#[derive(Clone)]
+pub struct SubjectKey([u8; 32]);
+
+impl SubjectKey {
+    pub fn random() -> Self {
+        SubjectKey(Self::random_bytes())
+    }
+
+    pub fn random_bytes() -> [u8; 32] {
+        let mut key = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key);
+        key
+    }
+
+    pub fn from_bytes(key: [u8; 32]) -> Self {
+        SubjectKey(key)
+    }
+
+    /// HMAC-SHA256 of the username under this key, in hex.
+    fn username_digest(&self, username: &str) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key");
+        mac.update(username.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+}
+
 impl Subject<'_> {
-    /// `portcullis:lockout:user:<hex sha256(username)>` or
+    /// `portcullis:lockout:user:<hex hmac(username)>` or
     /// `portcullis:lockout:addr:<ip>`. An IPv4-mapped IPv6 address keys as
     /// its IPv4 form, so one client cannot count twice. Other IPv6
     /// addresses key by their /64 network (`addr:2001:db8:1:2::/64`): a
     /// /64 is what one host or one customer is usually given, and a client
     /// could otherwise rotate through its addresses to spray passwords.
-    pub fn key(&self) -> String {
+    pub fn key(&self, hash_key: &SubjectKey) -> String {
         match self {
-            Subject::Username(username) => format!(
-                "{KEY_PREFIX}user:{}",
-                hex::encode(Sha256::digest(username.as_bytes()))
-            ),
+            Subject::Username(username) => {
+                format!("{KEY_PREFIX}user:{}", hash_key.username_digest(username))
+            }
             Subject::Address(address) => match address.to_canonical() {
                 IpAddr::V4(v4) => format!("{KEY_PREFIX}addr:{v4}"),
                 IpAddr::V6(v6) => {
@@ -132,12 +182,26 @@ impl Subject<'_> {
             },
         }
     }
+
+    /// How logs name the subject: the address, or the start of the keyed
+    /// hash of the username (enough to tell attacks on one account apart).
+    pub fn log_name(&self, hash_key: &SubjectKey) -> String {
+        let key = self.key(hash_key);
+        let name = key.trim_start_matches(KEY_PREFIX);
+        match self {
+            Subject::Username(_) => name[..name.len().min("user:".len() + 16)].to_string(),
+            Subject::Address(_) => name.to_string(),
+        }
+    }
 }
 
-/// Shows the key, never the raw username.
+/// Never shows the typed username.
 impl fmt::Debug for Subject<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Subject({})", self.key())
+        match self {
+            Subject::Username(_) => f.write_str("Subject(Username(<redacted>))"),
+            Subject::Address(address) => write!(f, "Subject(Address({address}))"),
+        }
     }
 }
 
@@ -166,7 +230,43 @@ impl LockoutStore {
         }
     }
 
-    /// Counts one failed login. Returns how long `subject` is now locked:
+    /// Reserves one attempt for `subject`, atomically with the lock check:
+    /// `Some(wait)` when it is locked or `max_failures` attempts are already
+    /// in flight (the answer is then at once, without bcrypt), `None` when
+    /// the attempt may go ahead. Every `None` must be followed by one of
+    /// [`Self::record_failure`], [`Self::reset`] or [`Self::release`].
+    pub async fn reserve(
+        &self,
+        subject: Subject<'_>,
+        policy: &LockoutPolicy,
+    ) -> Result<Option<Duration>, LockoutError> {
+        match self {
+            LockoutStore::Memory(store) => store.reserve(subject, policy),
+            LockoutStore::Redis(store) => store.reserve(subject, policy).await,
+        }
+    }
+
+    /// How logs name `subject`: see [`Subject::log_name`].
+    pub async fn log_name(&self, subject: Subject<'_>) -> String {
+        match self {
+            LockoutStore::Memory(store) => subject.log_name(store.hash_key()),
+            LockoutStore::Redis(store) => match store.hash_key().await {
+                Ok(key) => subject.log_name(&key),
+                Err(_) => "(lockout store unavailable)".into(),
+            },
+        }
+    }
+
+    /// Ends a reserved attempt that neither failed nor succeeded, or the
+    /// address's attempt after a correct password.
+    pub async fn release(&self, subject: Subject<'_>) -> Result<(), LockoutError> {
+        match self {
+            LockoutStore::Memory(store) => store.release(subject),
+            LockoutStore::Redis(store) => store.release(subject).await,
+        }
+    }
+
+    /// Ends a reserved attempt as a failed login. Returns how long `subject` is now locked:
     /// the new lock when this failure reached `max_failures` (the count then
     /// starts again from zero), or what is left of a lock already running
     /// (a request that raced past [`Self::locked_for`]; it is not counted).
@@ -263,10 +363,7 @@ mod tests {
     #[test]
     fn keys_hide_usernames_and_canonicalize_addresses() {
         let cases: [(Subject, &str); 7] = [
-            (
-                Subject::Username("abc"),
-                "portcullis:lockout:user:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
-            ),
+            (Subject::Username("abc"), "portcullis:lockout:user:HMAC"),
             (
                 Subject::Address("192.0.2.7".parse().unwrap()),
                 "portcullis:lockout:addr:192.0.2.7",
@@ -292,11 +389,24 @@ mod tests {
                 "portcullis:lockout:addr:::/64",
             ),
         ];
+        let hash_key = SubjectKey::from_bytes([7; 32]);
         for (subject, key) in cases {
-            assert_eq!(subject.key(), key);
+            let key = key.replace(
+                "HMAC",
+                &SubjectKey::from_bytes([7; 32]).username_digest("abc"),
+            );
+            assert_eq!(subject.key(&hash_key), key);
         }
         let debug = format!("{:?}", Subject::Username("hunter2-typed-as-username"));
         assert!(!debug.contains("hunter2"), "{debug}");
+        // Another key, another name: without the key, no guess can be
+        // checked against a stored or logged name.
+        let typed = Subject::Username("hunter2");
+        let other = SubjectKey::from_bytes([8; 32]);
+        assert_ne!(typed.key(&hash_key), typed.key(&other));
+        assert_eq!(typed.key(&hash_key), typed.key(&hash_key));
+        let name = typed.log_name(&hash_key);
+        assert!(name.starts_with("user:") && name.len() == 21, "{name}");
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! - `K:failures`: the failure count; its TTL is the window, set by the first
 //!   failure (a fixed window);
 //! - `K:lock`: present while the subject is locked; its TTL is what is left;
-//! - `K:lockouts`: how many locks the subject had within [`LOCKOUT_HISTORY`].
+//! - `K:lockouts`: how many locks the subject had within [`LOCKOUT_HISTORY`];
+//! - `K:inflight`: attempts reserved and not yet ended; its TTL is
+//!   [`IN_FLIGHT_TTL`], renewed by each reservation.
 //!
 //! Counting, locking and escalating happen in one Lua script, so concurrent
 //! failures on several instances can neither lose a count nor start two
@@ -24,12 +26,48 @@ use crate::redis_connection::LazyConnection;
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 
-use super::{LockoutError, LockoutPolicy, Subject, LOCKOUT_HISTORY};
+use super::{
+    LockoutError, LockoutPolicy, Subject, SubjectKey, BUSY_WAIT, IN_FLIGHT_TTL, KEY_PREFIX,
+    LOCKOUT_HISTORY,
+};
 
-/// KEYS: failures, lock, lockouts.
+/// KEYS: failures, lock, in flight. ARGV: failures to lock, in-flight TTL ms.
+/// Returns the running lock in ms, -1 when `max_failures` attempts are
+/// already failed or in flight, or 0 when the attempt is reserved.
+const RESERVE: &str = r"
+local running = redis.call('PTTL', KEYS[2])
+if running > 0 then
+  return running
+end
+local failed = tonumber(redis.call('GET', KEYS[1]) or '0')
+local in_flight = tonumber(redis.call('GET', KEYS[3]) or '0')
+if failed + in_flight >= tonumber(ARGV[1]) then
+  return -1
+end
+redis.call('INCR', KEYS[3])
+redis.call('PEXPIRE', KEYS[3], ARGV[2])
+return 0
+";
+
+/// Ends one reserved attempt: the in-flight count goes down, never below 0.
+/// KEYS[1]: in flight; with ARGV[1] = 1, KEYS[2] (failures) is deleted too.
+const LAND: &str = r"
+if redis.call('DECR', KEYS[1]) <= 0 then
+  redis.call('DEL', KEYS[1])
+end
+if ARGV[1] == '1' then
+  redis.call('DEL', KEYS[2])
+end
+return 0
+";
+
+/// KEYS: failures, lock, lockouts, in flight.
 /// ARGV: failures to lock, window ms, history ms, then the lock ladder in ms.
 /// Returns the lock in ms (new or running), or 0 when not locked.
 const RECORD_FAILURE: &str = r"
+if redis.call('DECR', KEYS[4]) <= 0 then
+  redis.call('DEL', KEYS[4])
+end
 local running = redis.call('PTTL', KEYS[2])
 if running > 0 then
   return running
@@ -55,6 +93,10 @@ return lock
 
 pub struct RedisLockout {
     connection: LazyConnection,
+    /// Shared by every instance through Redis: see [`RedisLockout::hash_key`].
+    hash_key: tokio::sync::OnceCell<SubjectKey>,
+    reserve: Script,
+    land: Script,
     record_failure: Script,
 }
 
@@ -81,6 +123,9 @@ impl RedisLockout {
     pub fn new(client: redis::Client, timeout: Duration) -> Self {
         RedisLockout {
             connection: LazyConnection::new(client, timeout),
+            hash_key: tokio::sync::OnceCell::new(),
+            reserve: Script::new(RESERVE),
+            land: Script::new(LAND),
             record_failure: Script::new(RECORD_FAILURE),
         }
     }
@@ -92,13 +137,87 @@ impl RedisLockout {
             .map_err(LockoutError::Unavailable)
     }
 
+    /// The key of the usernames' keyed hash. The first instance to need it
+    /// makes one at random and stores it with `SET NX`; every instance then
+    /// reads the same, so their counts for one username meet.
+    pub async fn hash_key(&self) -> Result<SubjectKey, LockoutError> {
+        let key = self
+            .hash_key
+            .get_or_try_init(|| async {
+                let mut connection = self.connection().await?;
+                let name = format!("{KEY_PREFIX}hash-key");
+                let proposed = hex::encode(SubjectKey::random_bytes());
+                let _: Option<String> = redis::cmd("SET")
+                    .arg(&name)
+                    .arg(&proposed)
+                    .arg("NX")
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(unavailable)?;
+                let stored: String = connection.get(&name).await.map_err(unavailable)?;
+                let mut bytes = [0u8; 32];
+                hex::decode_to_slice(stored.trim(), &mut bytes).map_err(|_| {
+                    LockoutError::Unavailable(format!("{name} in Redis is not 32 bytes in hex"))
+                })?;
+                Ok::<_, LockoutError>(SubjectKey::from_bytes(bytes))
+            })
+            .await?;
+        Ok(key.clone())
+    }
+
+    async fn subject_key(&self, subject: Subject<'_>) -> Result<String, LockoutError> {
+        Ok(subject.key(&self.hash_key().await?))
+    }
+
     pub async fn locked_for(&self, subject: Subject<'_>) -> Result<Option<Duration>, LockoutError> {
         let mut connection = self.connection().await?;
         let milliseconds: i64 = connection
-            .pttl(format!("{}:lock", subject.key()))
+            .pttl(format!("{}:lock", self.subject_key(subject).await?))
             .await
             .map_err(unavailable)?;
         Ok(remaining(milliseconds))
+    }
+
+    /// See [`super::LockoutStore::reserve`]: one script, so instances
+    /// reserving at once cannot all pass the check.
+    pub async fn reserve(
+        &self,
+        subject: Subject<'_>,
+        policy: &LockoutPolicy,
+    ) -> Result<Option<Duration>, LockoutError> {
+        let key = self.subject_key(subject).await?;
+        let mut connection = self.connection().await?;
+        let answer: i64 = self
+            .reserve
+            .key(format!("{key}:failures"))
+            .key(format!("{key}:lock"))
+            .key(format!("{key}:inflight"))
+            .arg(policy.failures_to_lock())
+            .arg(milliseconds(IN_FLIGHT_TTL))
+            .invoke_async(&mut connection)
+            .await
+            .map_err(unavailable)?;
+        Ok(match answer {
+            -1 => Some(BUSY_WAIT),
+            ms => remaining(ms),
+        })
+    }
+
+    /// See [`super::LockoutStore::release`].
+    pub async fn release(&self, subject: Subject<'_>) -> Result<(), LockoutError> {
+        self.land(subject, false).await
+    }
+
+    async fn land(&self, subject: Subject<'_>, forget_failures: bool) -> Result<(), LockoutError> {
+        let key = self.subject_key(subject).await?;
+        let mut connection = self.connection().await?;
+        self.land
+            .key(format!("{key}:inflight"))
+            .key(format!("{key}:failures"))
+            .arg(if forget_failures { "1" } else { "0" })
+            .invoke_async::<()>(&mut connection)
+            .await
+            .map_err(unavailable)
     }
 
     pub async fn record_failure(
@@ -106,12 +225,13 @@ impl RedisLockout {
         subject: Subject<'_>,
         policy: &LockoutPolicy,
     ) -> Result<Option<Duration>, LockoutError> {
-        let key = subject.key();
+        let key = self.subject_key(subject).await?;
         let mut invocation = self.record_failure.prepare_invoke();
         invocation
             .key(format!("{key}:failures"))
             .key(format!("{key}:lock"))
             .key(format!("{key}:lockouts"))
+            .key(format!("{key}:inflight"))
             .arg(policy.failures_to_lock())
             .arg(milliseconds(policy.window).max(1))
             .arg(milliseconds(LOCKOUT_HISTORY));
@@ -126,13 +246,10 @@ impl RedisLockout {
         Ok(remaining(milliseconds))
     }
 
-    /// Forgets the failure count only; see [`super::LockoutStore::reset`].
+    /// Ends the attempt and forgets the failure count only; see
+    /// [`super::LockoutStore::reset`].
     pub async fn reset(&self, subject: Subject<'_>) -> Result<(), LockoutError> {
-        let mut connection = self.connection().await?;
-        connection
-            .del::<_, ()>(format!("{}:failures", subject.key()))
-            .await
-            .map_err(unavailable)
+        self.land(subject, true).await
     }
 }
 
@@ -344,12 +461,18 @@ mod tests {
         let mut connection = first.connection().await.unwrap();
         let keys: Vec<String> = connection.keys("*").await.unwrap();
         assert!(!keys.is_empty());
-        for key in &keys {
-            assert!(key.starts_with(&alice.key()), "{key}");
+        for key in keys.iter().filter(|k| !k.ends_with("hash-key")) {
+            assert!(
+                key.starts_with(&alice.key(&first.hash_key().await.unwrap())),
+                "{key}"
+            );
             assert!(!key.contains("alice"), "{key}");
         }
         let ttl: i64 = connection
-            .pttl(format!("{}:lockouts", alice.key()))
+            .pttl(format!(
+                "{}:lockouts",
+                alice.key(&first.hash_key().await.unwrap())
+            ))
             .await
             .unwrap();
         assert!(ttl > 0, "history must expire: {ttl}");
@@ -367,5 +490,59 @@ mod tests {
             "{result:?}"
         );
         assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn instances_reserving_at_once_get_at_most_max_failures() {
+        let server = RedisServer::start();
+        let (first, second) = (server.lockout(), server.lockout());
+        let alice = Subject::Username("alice");
+        // Twenty guesses at once, spread over two instances.
+        let shared = policy();
+        let reservations = (0..20).map(|i| {
+            let store = if i % 2 == 0 { &first } else { &second };
+            store.reserve(alice, &shared)
+        });
+        let answers = futures_util::future::join_all(reservations).await;
+        let granted = answers.iter().filter(|a| matches!(a, Ok(None))).count();
+        assert_eq!(granted, 5, "{answers:?}");
+        assert!(answers
+            .iter()
+            .all(|a| matches!(a, Ok(None) | Ok(Some(BUSY_WAIT)))));
+        for _ in 0..4 {
+            assert_eq!(first.record_failure(alice, &policy()).await.unwrap(), None);
+        }
+        // One succeeds: its reservation comes back and the failures go.
+        first.reset(alice).await.unwrap();
+        assert_eq!(first.reserve(alice, &policy()).await.unwrap(), None);
+        let mut connection = first.connection().await.unwrap();
+        let in_flight: i64 = connection
+            .get(format!(
+                "{}:inflight",
+                alice.key(&first.hash_key().await.unwrap())
+            ))
+            .await
+            .unwrap();
+        assert_eq!(in_flight, 1);
+        let ttl: i64 = connection
+            .pttl(format!(
+                "{}:inflight",
+                alice.key(&first.hash_key().await.unwrap())
+            ))
+            .await
+            .unwrap();
+        assert!(
+            ttl > 0 && ttl <= milliseconds(IN_FLIGHT_TTL) as i64,
+            "{ttl}"
+        );
+        first.release(alice).await.unwrap();
+        let gone: Option<i64> = connection
+            .get(format!(
+                "{}:inflight",
+                alice.key(&first.hash_key().await.unwrap())
+            ))
+            .await
+            .unwrap();
+        assert_eq!(gone, None);
     }
 }

@@ -41,6 +41,8 @@ impl Bucket<'_> {
 }
 
 /// The configured backend.
+// One value per process: the size of the Redis variant does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum RateLimiter {
     Memory(memory::MemoryRateLimit),
     Redis(redis::RedisRateLimit),

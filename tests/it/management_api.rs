@@ -735,3 +735,70 @@ async fn writes_over_http2_compare_the_origin_with_the_authority() {
     let created: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(created["username"], "alice");
 }
+
+/// The CSRF token `GET whoami` hands out.
+async fn csrf_token_of(gateway: &Gateway) -> String {
+    let (status, whoami) = Admin::new(gateway).get("/whoami").await;
+    assert_eq!(status, 200);
+    whoami["csrf_token"].as_str().unwrap().to_string()
+}
+
+/// A browser-style user creation on `gateway` carrying `csrf`.
+async fn create_with_token(gateway: &Gateway, csrf: &str, username: &str) -> u16 {
+    client()
+        .post(gateway.url("/oauth/management/api/v1/users"))
+        .basic_auth(ADMIN.0, Some(ADMIN.1))
+        .header("origin", format!("http://127.0.0.1:{}", gateway.http_port))
+        .header("x-csrf-token", csrf)
+        .json(&json!({"username": username, "password": "long-enough"}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_sharing_a_csrf_secret_accept_each_others_token() {
+    let upstream = Upstream::start().await;
+    let shared = GatewayConfig {
+        management_extra: "  csrf_secret_env: PORTCULLIS_TEST_CSRF_SECRET\n".into(),
+        extra_env: vec![("PORTCULLIS_TEST_CSRF_SECRET".into(), "7f".repeat(32))],
+        ..GatewayConfig::new(&upstream).admin(ADMIN.0, ADMIN.1)
+    };
+    let first = Gateway::start(&shared);
+    let second = Gateway::start(&shared);
+    let mut own_key = Gateway::start(&GatewayConfig::new(&upstream).admin(ADMIN.0, ADMIN.1));
+
+    let token = csrf_token_of(&first).await;
+    assert_eq!(token.len(), 64);
+    assert!(!token.contains(ADMIN.1));
+    assert_eq!(
+        csrf_token_of(&second).await,
+        token,
+        "the same key, the same token"
+    );
+    assert_eq!(create_with_token(&second, &token, "alice").await, 201);
+    assert!(
+        !first.dir.path().join("data/management-csrf.key").exists(),
+        "a configured secret writes no key file"
+    );
+
+    // A gateway with its own key refuses another's token.
+    assert_eq!(create_with_token(&own_key, &token, "bob").await, 403);
+    let own_token = csrf_token_of(&own_key).await;
+    assert_ne!(own_token, token);
+    assert_eq!(create_with_token(&own_key, &own_token, "bob").await, 201);
+    let key_file = own_key.dir.path().join("data/management-csrf.key");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&key_file).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(std::fs::read(&key_file).unwrap().len(), 32);
+
+    // The key outlives a restart, and so does the token.
+    let status = own_key.signal(libc::SIGTERM).wait().unwrap();
+    assert!(status.success(), "{status}");
+    own_key.spawn();
+    assert_eq!(csrf_token_of(&own_key).await, own_token);
+}

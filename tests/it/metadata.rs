@@ -2,8 +2,7 @@
 //! of shared caches, a configured issuer's is cacheable by all, and the
 //! document never reads the store.
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::harness::*;
 use crate::wire::{send_raw, RawResponse};
@@ -72,61 +71,22 @@ async fn a_configured_issuer_is_cacheable_by_all() {
     assert!(!logs.contains(ISSUER_WARNING), "{logs}");
 }
 
-/// A TCP relay in front of MongoDB that the test can cut, as if MongoDB
-/// went down, without stopping the shared mongod.
-struct Relay {
-    port: u16,
-    tasks: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
-}
-
-impl Relay {
-    async fn start(target: SocketAddr) -> Relay {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let tasks: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
-        let spawned = tasks.clone();
-        let accept = tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
-                    continue;
-                };
-                let pipe = tokio::spawn(async move {
-                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                });
-                spawned.lock().unwrap().push(pipe.abort_handle());
-            }
-        });
-        tasks.lock().unwrap().push(accept.abort_handle());
-        Relay { port, tasks }
-    }
-
-    /// Closes every connection and the listener.
-    fn cut(&self) {
-        for task in self.tasks.lock().unwrap().drain(..) {
-            task.abort();
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metadata_answers_while_mongodb_is_down_and_lists_route_scopes() {
     let upstream = Upstream::start().await;
-    let (uri, _) = Mongo::shared().fresh_database_uri();
-    let (authority, database) = uri
-        .strip_prefix("mongodb://")
-        .and_then(|rest| rest.split_once('/'))
-        .unwrap();
-    let relay = Relay::start(authority.parse().unwrap()).await;
-    let config = GatewayConfig {
+    let mongo = StallingProxy::start(Mongo::shared().address());
+    let (_, database) = Mongo::shared().fresh_database_uri();
+    let mut config = GatewayConfig {
         routes: Some(
             "  - {path_prefix: /, upstream: app}\n  - {path_prefix: /reports, upstream: app, required_scopes: [reports]}\n"
                 .into(),
         ),
         ..GatewayConfig::new(&upstream).mongo(format!(
-            "mongodb://127.0.0.1:{}/{database}?serverSelectionTimeoutMS=1000",
-            relay.port
+            "mongodb://127.0.0.1:{}/{database}?directConnection=true",
+            mongo.port
         ))
     };
+    config.mongodb_timeout_ms = Some(500);
     let gateway = Gateway::start(&config);
     let (client_id, _) = gateway.create_confidential_client("svc", &["--scopes", "read,write"]);
 
@@ -138,7 +98,7 @@ async fn metadata_answers_while_mongodb_is_down_and_lists_route_scopes() {
         "the routes' scopes; clients' own are not looked up"
     );
 
-    relay.cut();
+    mongo.stall(true);
     let token = client()
         .post(gateway.url("/oauth/token"))
         .form(&[
@@ -148,8 +108,14 @@ async fn metadata_answers_while_mongodb_is_down_and_lists_route_scopes() {
         .send()
         .await
         .unwrap();
-    assert_eq!(token.status(), 503, "MongoDB is unreachable");
+    assert_eq!(token.status(), 503, "MongoDB does not answer");
+    let asked = Instant::now();
     let during = metadata_for_host(&gateway, "gw.example");
+    assert!(
+        asked.elapsed() < Duration::from_millis(400),
+        "no store wait"
+    );
     assert_eq!(during.status, 200, "{}", during.body);
     assert_eq!(body(&during), body(&before));
+    mongo.stall(false);
 }

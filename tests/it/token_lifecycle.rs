@@ -415,3 +415,56 @@ async fn a_sign_in_inside_bcrypt_does_not_survive_disabling_the_user(backends: B
 fn sign_in_was_quick(status: u16, body: &Value) -> bool {
     status == 200 && body["access_token"].is_string()
 }
+
+on_both_backends!(concurrent_wrong_passwords_get_at_most_max_failures_bcrypts);
+/// Twenty wrong passwords for one username at once. The lockout used to
+/// check, then run bcrypt, then count, so all twenty passed the check; now
+/// an attempt is reserved before bcrypt, so five are answered
+/// `invalid_grant` (after a bcrypt) and the rest 429 at once.
+async fn concurrent_wrong_passwords_get_at_most_max_failures_bcrypts(backends: Backends) {
+    let name = backends.name();
+    let upstream = Upstream::start().await;
+    let config = backends
+        .config(&upstream)
+        .oauth("  bcrypt_cost: 10\n  lockout: {max_failures: 5, max_failures_per_address: 1000}\n");
+    let gateway = Gateway::start(&config);
+    let session = signed_in(&gateway).await;
+    let guesses = (0..20).map(|i| {
+        let url = gateway.url("/oauth/token");
+        let client_id = session.client_id.clone();
+        tokio::spawn(async move {
+            let guess = format!("guess-{i}");
+            let form = [
+                ("grant_type", "password"),
+                ("client_id", client_id.as_str()),
+                ("username", "jonas"),
+                ("password", guess.as_str()),
+            ];
+            client()
+                .post(url)
+                .form(&form)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    });
+    let mut statuses = Vec::new();
+    for guess in guesses {
+        statuses.push(guess.await.unwrap());
+    }
+    let checked = statuses.iter().filter(|s| **s == 400).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((checked, refused), (5, 15), "{name}: {statuses:?}");
+    // Locked now: even the right password waits.
+    let locked = gateway
+        .token_request(&[
+            ("grant_type", "password"),
+            ("client_id", &session.client_id),
+            ("username", "jonas"),
+            ("password", "pass"),
+        ])
+        .await;
+    assert_eq!(locked.status(), 429, "{name}");
+}
