@@ -6,6 +6,7 @@
 //! hand control to Pingora, which never returns.
 
 use std::net::{SocketAddr, TcpListener};
+use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context, Result};
@@ -326,6 +327,15 @@ pub fn serve(config: Config) -> Result<()> {
         server.add_service(management);
         tracing::info!(%address, "serving management on its own listener");
     }
+    let control_socket = crate::control_socket::socket_path(&state.config.data_dir);
+    let mut control =
+        guarded_gateway_service(&server, &state, ListenerRole::Control, "portcullis control");
+    control.add_uds(
+        &control_socket.display().to_string(),
+        Some(std::fs::Permissions::from_mode(0o600)),
+    );
+    server.add_service(control);
+    tracing::info!(path = %control_socket.display(), "serving the CLI on the control socket");
     if let Some(address) = listeners.2 {
         let mut metrics = pingora_prometheus::prometheus_http_service();
         metrics.add_tcp(&address.to_string());

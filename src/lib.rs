@@ -30,6 +30,8 @@ pub mod clock;
 pub mod config;
 /// The cap on client connections and the request-head deadline.
 pub mod connection_guard;
+/// How the CLI reaches a running gateway: the control socket's client.
+pub mod control_socket;
 /// X-Forwarded-*, Forwarded and X-Request-Id for the upstream (pure).
 pub mod forwarding;
 /// The Pingora hooks.

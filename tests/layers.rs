@@ -14,7 +14,7 @@ use std::path::Path;
 /// Top to bottom, as ARCHITECTURE.md draws them.
 const LAYERS: &[(&str, &[&str])] = &[
     ("entry", &["cli"]),
-    ("wiring", &["app"]),
+    ("wiring", &["app", "control_socket"]),
     ("hooks", &["gateway", "sweeper"]),
     ("endpoints", &["oauth", "management"]),
     ("state", &["state"]),

@@ -56,6 +56,9 @@ pub enum ListenerRole {
     Public,
     /// `management.address`: management only.
     Management,
+    /// `data_dir/control.sock`: the management API for the CLI on this
+    /// machine (see [`crate::control_socket`]), nothing else.
+    Control,
 }
 
 impl Gateway {
@@ -63,6 +66,7 @@ impl Gateway {
         match self.role {
             ListenerRole::Management => true,
             ListenerRole::Public => self.state.config.management.address.is_none(),
+            ListenerRole::Control => false,
         }
     }
 
@@ -160,6 +164,13 @@ impl ProxyHttp for Gateway {
                 return Ok(true);
             }
         };
+        if self.role == ListenerRole::Control {
+            let path = ctx.path(session.req_header()).into_owned();
+            let view = views::control_view(&self.state);
+            let reply = crate::management::handle_control(session, &view, &path).await;
+            respond::send(session, reply, ctx.request_id()).await?;
+            return Ok(true);
+        }
         if let Some(reply) = self.plaintext_refusal(session, ctx) {
             respond::send(session, reply, ctx.request_id()).await?;
             return Ok(true);
@@ -273,6 +284,11 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestContext,
     ) {
         connection_guard::request_done(session);
+        if self.role == ListenerRole::Control {
+            // The CLI's calls are not client traffic: the audit log has
+            // each change, and the request metrics stay the clients'.
+            return;
+        }
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let elapsed = ctx.started.elapsed();
         let route = route_label(&self.state, ctx.destination);

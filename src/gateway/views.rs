@@ -19,6 +19,15 @@ pub(super) fn oauth_endpoints(state: &AppState) -> OAuthEndpoints<'_> {
     }
 }
 
+/// What the control socket's management API sees: the same, but the
+/// operator at the console may choose any non-empty password, as the
+/// CLI always allowed.
+pub(super) fn control_view(state: &AppState) -> Management<'_> {
+    let mut view = management_view(state);
+    view.accounts.min_password_length = 1;
+    view
+}
+
 /// What management sees of the state.
 pub(super) fn management_view(state: &AppState) -> Management<'_> {
     Management {

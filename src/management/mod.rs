@@ -118,7 +118,50 @@ pub async fn handle(
     };
     api::Api {
         accounts: &view.accounts,
-        admin,
+        admin: Some(admin),
+    }
+    .handle(request)
+    .await
+}
+
+/// Who the audit log names for changes made through the control socket.
+pub const CONTROL_ACTOR: &str = "control-socket";
+
+/// Answers a request on the control socket: the JSON API at `path`
+/// (`/api/v1/…`), with no sign-in and no browser defences. Opening the
+/// socket (mode 0600, in `data_dir`) is the credential, and no browser
+/// can reach a Unix socket. Served whether or not an administrator is
+/// configured: the CLI works on every deployment.
+pub async fn handle_control(session: &mut Session, view: &Management<'_>, path: &str) -> Reply {
+    let Some(endpoint) = path.strip_prefix(API_PREFIX) else {
+        return crate::respond::not_found("the control socket serves the management API only");
+    };
+    let method = session.req_header().method.clone();
+    let body = if matches!(method, http::Method::GET | http::Method::HEAD) {
+        bytes::Bytes::new()
+    } else {
+        match crate::body::read_body_capped(session, MAX_BODY_BYTES).await {
+            Ok(body) => body,
+            Err(reply) => return reply,
+        }
+    };
+    let query = session
+        .req_header()
+        .uri
+        .query()
+        .unwrap_or_default()
+        .to_string();
+    let request = api::ApiRequest {
+        method,
+        endpoint: endpoint.to_string(),
+        query,
+        body,
+        actor: CONTROL_ACTOR.to_string(),
+        address: IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+    };
+    api::Api {
+        accounts: &view.accounts,
+        admin: view.admin,
     }
     .handle(request)
     .await

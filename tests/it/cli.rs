@@ -213,3 +213,115 @@ fn every_shipped_configuration_passes_check_config() {
     assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
     assert!(stderr(&output).contains("upstreams.app.servers[0]"));
 }
+
+/// With the default memory tokens, access tokens live in the gateway's
+/// memory. The CLI reaches the running gateway through its control socket,
+/// so a password change, a disable or a removal revokes them at once;
+/// client changes too. Without a running gateway it works on the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_reaches_the_running_gateway_and_revokes_at_once() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let upstream = Upstream::start().await;
+    let mut gateway = Gateway::start(&GatewayConfig::new(&upstream));
+    let socket = gateway.dir.path().join("data/control.sock");
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    let session = signed_in(&gateway).await;
+    let token = session.tokens.access_token.clone();
+    assert_eq!(gateway.get_status("/x", &token).await, 200);
+
+    let changed = gateway.run(
+        &["user", "passwd", "jonas", "--password-stdin"],
+        Some("new-pass\n"),
+    );
+    assert!(changed.status.success(), "{}", stderr(&changed));
+    assert!(!stderr(&changed).contains("note:"), "{}", stderr(&changed));
+    assert_eq!(
+        gateway.get_status("/x", &token).await,
+        401,
+        "the old token outlived the new password"
+    );
+
+    let token = gateway
+        .login(&session.client_id, "jonas", "new-pass")
+        .await
+        .access_token;
+    assert!(gateway
+        .run(&["user", "disable", "jonas"], None)
+        .status
+        .success());
+    assert_eq!(gateway.get_status("/x", &token).await, 401);
+    assert!(gateway
+        .run(&["user", "enable", "jonas"], None)
+        .status
+        .success());
+    let token = gateway
+        .login(&session.client_id, "jonas", "new-pass")
+        .await
+        .access_token;
+    assert!(gateway
+        .run(&["user", "remove", "jonas"], None)
+        .status
+        .success());
+    assert_eq!(gateway.get_status("/x", &token).await, 401);
+
+    // A client's own tokens, on disable and on removal.
+    let (machine, secret) = gateway.create_confidential_client("batch", &[]);
+    let machine_token = || async {
+        let response = gateway
+            .post_form(
+                "/oauth/token",
+                Some((&machine, &secret)),
+                &[("grant_type", "client_credentials")],
+            )
+            .await;
+        json(response).await["access_token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let token = machine_token().await;
+    assert_eq!(gateway.get_status("/x", &token).await, 200);
+    assert!(gateway
+        .run(&["client", "update", &machine, "--disable"], None)
+        .status
+        .success());
+    assert_eq!(gateway.get_status("/x", &token).await, 401);
+    assert!(gateway
+        .run(&["client", "update", &machine, "--enable"], None)
+        .status
+        .success());
+    let token = machine_token().await;
+    assert!(gateway
+        .run(&["client", "remove", &machine], None)
+        .status
+        .success());
+    assert_eq!(gateway.get_status("/x", &token).await, 401);
+
+    // The gateway did the work, and audited it.
+    let logs = gateway.logs();
+    assert!(
+        logs.lines().any(|l| l.contains("portcullis::audit")
+            && l.contains("control-socket")
+            && l.contains("user.password_reset")),
+        "{logs}"
+    );
+    // Bad input through the socket is the API's clear error.
+    let duplicate = gateway.run(&["client", "update", "no-such-client", "--disable"], None);
+    assert!(!duplicate.status.success());
+    assert!(
+        stderr(&duplicate).contains("not found"),
+        "{}",
+        stderr(&duplicate)
+    );
+
+    // Once the gateway is gone, the CLI works on the store directly, even
+    // with the socket file left behind.
+    let mut child = gateway.signal(libc::SIGKILL);
+    child.wait().unwrap();
+    let listed = gateway.run(&["user", "list", "--json"], None);
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    let added = gateway.run(&["user", "add", "ana", "--password-stdin"], Some("pass\n"));
+    assert!(added.status.success(), "{}", stderr(&added));
+}

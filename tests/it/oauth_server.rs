@@ -325,10 +325,9 @@ async fn metadata_follows_rfc_8414() {
         body["grant_types_supported"],
         serde_json::json!(["password", "refresh_token", "client_credentials"])
     );
-    assert_eq!(
-        body["scopes_supported"],
-        serde_json::json!(["read", "write"])
-    );
+    // The scopes routes require, never the clients' (metadata reads no
+    // store); this gateway's routes require none.
+    assert_eq!(body["scopes_supported"], serde_json::json!([]));
     let methods = body["token_endpoint_auth_methods_supported"]
         .as_array()
         .unwrap();

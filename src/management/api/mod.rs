@@ -45,7 +45,9 @@ pub struct ApiRequest {
 
 pub struct Api<'a> {
     pub accounts: &'a Accounts<'a>,
-    pub admin: &'a AdminAuth,
+    /// `None` on the control socket, which may serve with no administrator
+    /// configured.
+    pub admin: Option<&'a AdminAuth>,
 }
 
 /// 400 naming the field at fault.
@@ -326,9 +328,9 @@ impl Api<'_> {
         Reply::json(
             200,
             &json!({
-                "username": self.admin.username(),
+                "username": self.admin.map(AdminAuth::username),
                 "min_password_length": self.accounts.min_password_length,
-                "csrf_token": self.admin.csrf_token(),
+                "csrf_token": self.admin.map(AdminAuth::csrf_token),
                 "grant_types": GrantType::ALL.map(GrantType::as_str),
                 "confidential_only_grants": GrantType::ALL
                     .into_iter()
