@@ -207,24 +207,28 @@ impl AdminAuth {
             Subject::Username(&username_subject),
             Subject::Address(address),
         ];
-        for subject in subjects {
-            match lockout.locked_for(subject).await {
-                Ok(None) => {}
-                Ok(Some(remaining)) => {
-                    let seconds = (remaining.as_millis() as u64).div_ceil(1000).max(1);
-                    return Err(Reply::error(
-                        429,
-                        "temporarily_unavailable",
-                        &format!("too many failed sign-ins; retry in {seconds} s"),
-                    )
-                    .with_header("retry-after", seconds.to_string()));
-                }
+        // Reserved before bcrypt, atomically with the lock check, as at the
+        // token endpoint: concurrent guesses get `max_failures` bcrypts.
+        for (index, (subject, policy)) in subjects.iter().zip(policies).enumerate() {
+            let refused = match lockout.reserve(*subject, policy).await {
+                Ok(refused) => refused,
                 Err(error) => {
+                    release(lockout, &subjects[..index]).await;
                     tracing::warn!(%error, "lockout store unavailable at management sign-in");
                     return Err(crate::respond::temporarily_unavailable(
                         "the token store is unavailable; retry shortly",
                     ));
                 }
+            };
+            if let Some(wait) = refused {
+                release(lockout, &subjects[..index]).await;
+                let seconds = (wait.as_millis() as u64).div_ceil(1000).max(1);
+                return Err(Reply::error(
+                    429,
+                    "temporarily_unavailable",
+                    &format!("too many failed sign-ins; retry in {seconds} s"),
+                )
+                .with_header("retry-after", seconds.to_string()));
             }
         }
         let username_matches: bool = sha256(&[username.as_bytes()])
@@ -235,6 +239,7 @@ impl AdminAuth {
             Ok(matched) => matched,
             Err(error) => {
                 tracing::warn!(%error, "management password check failed");
+                release(lockout, &subjects).await;
                 return Err(crate::respond::temporarily_unavailable(
                     "too many sign-ins in progress; retry shortly",
                 ));
@@ -242,6 +247,7 @@ impl AdminAuth {
         };
         if username_matches && password_matches {
             let _ = lockout.reset(subjects[0]).await;
+            let _ = lockout.release(subjects[1]).await;
             self.remember(header_digest);
             return Ok(());
         }
@@ -283,6 +289,16 @@ pub fn parse_basic(header: &str) -> Option<(String, String)> {
     let decoded = String::from_utf8(decoded).ok()?;
     let (user, password) = decoded.split_once(':')?;
     Some((user.to_string(), password.to_string()))
+}
+
+/// Ends reserved attempts that neither failed nor succeeded; best effort,
+/// as they leave flight by themselves after a minute.
+async fn release(lockout: &LockoutStore, subjects: &[Subject<'_>]) {
+    for subject in subjects {
+        if let Err(error) = lockout.release(*subject).await {
+            tracing::warn!(%error, "could not release a management sign-in attempt");
+        }
+    }
 }
 
 #[cfg(test)]

@@ -222,14 +222,6 @@ pub enum LockoutStore {
 }
 
 impl LockoutStore {
-    /// How much longer `subject` is locked, or `None` if it may try.
-    pub async fn locked_for(&self, subject: Subject<'_>) -> Result<Option<Duration>, LockoutError> {
-        match self {
-            LockoutStore::Memory(store) => store.locked_for(subject),
-            LockoutStore::Redis(store) => store.locked_for(subject).await,
-        }
-    }
-
     /// Reserves one attempt for `subject`, atomically with the lock check:
     /// `Some(wait)` when it is locked or `max_failures` attempts are already
     /// in flight (the answer is then at once, without bcrypt), `None` when

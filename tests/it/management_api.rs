@@ -802,3 +802,37 @@ async fn instances_sharing_a_csrf_secret_accept_each_others_token() {
     own_key.spawn();
     assert_eq!(csrf_token_of(&own_key).await, own_token);
 }
+
+on_both_backends!(concurrent_wrong_admin_passwords_get_at_most_max_failures_bcrypts);
+/// The administrator's sign-in reserves an attempt before bcrypt, as the
+/// token endpoint does: twenty wrong passwords at once get five checks.
+async fn concurrent_wrong_admin_passwords_get_at_most_max_failures_bcrypts(backends: Backends) {
+    let name = backends.name();
+    let upstream = Upstream::start().await;
+    let config = backends
+        .config(&upstream)
+        .admin(ADMIN.0, ADMIN.1)
+        .oauth("  bcrypt_cost: 10\n  lockout: {max_failures: 5, max_failures_per_address: 1000}\n");
+    let gateway = Gateway::start(&config);
+    let url = gateway.url("/oauth/management/api/v1/users");
+    let guesses = (0..20).map(|i| {
+        let url = url.clone();
+        tokio::spawn(async move {
+            client()
+                .get(url)
+                .basic_auth(ADMIN.0, Some(format!("guess-{i}")))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    });
+    let mut statuses = Vec::new();
+    for guess in guesses {
+        statuses.push(guess.await.unwrap());
+    }
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((checked, refused), (5, 15), "{name}: {statuses:?}");
+}

@@ -182,10 +182,12 @@ async fn signed_in_as(gateway: &Gateway, client: &str, username: &str) -> (Strin
     (client_id, tokens.refresh_token)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_session_ends_at_its_absolute_lifetime_however_often_it_refreshes() {
+on_both_backends!(a_session_ends_at_its_absolute_lifetime_however_often_it_refreshes);
+async fn a_session_ends_at_its_absolute_lifetime_however_often_it_refreshes(backends: Backends) {
     let upstream = Upstream::start().await;
-    let config = GatewayConfig::new(&upstream).oauth("  session_max_lifetime_seconds: 2\n");
+    let config = backends
+        .config(&upstream)
+        .oauth("  session_max_lifetime_seconds: 2\n");
     let gateway = Gateway::start(&config);
     let session = signed_in(&gateway).await;
     let started = Instant::now();
@@ -467,4 +469,117 @@ async fn concurrent_wrong_passwords_get_at_most_max_failures_bcrypts(backends: B
         ])
         .await;
     assert_eq!(locked.status(), 429, "{name}");
+}
+
+on_both_backends!(every_failed_client_authentication_gets_one_answer_with_a_challenge);
+/// An unknown client, a disabled one and a wrong secret are told apart by
+/// nothing, and each 401 names the Basic scheme (RFC 9110 §15.5.2), also
+/// when the credentials came in the form.
+async fn every_failed_client_authentication_gets_one_answer_with_a_challenge(backends: Backends) {
+    let name = backends.name();
+    let upstream = Upstream::start().await;
+    let gateway = Gateway::start(&backends.config(&upstream));
+    let (machine, secret) = gateway.create_confidential_client("batch", &[]);
+    let (disabled, disabled_secret) = gateway.create_confidential_client("old", &[]);
+    let output = gateway.run(&["client", "update", &disabled, "--disable"], None);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let attempts = [
+        ("unknown", "no-such-client", "whatever"),
+        ("wrong secret", machine.as_str(), "wrong"),
+        ("disabled", disabled.as_str(), disabled_secret.as_str()),
+    ];
+    let mut bodies = Vec::new();
+    for (case, id, client_secret) in attempts {
+        for in_form in [false, true] {
+            let response = if in_form {
+                let form = [
+                    ("grant_type", "client_credentials"),
+                    ("client_id", id),
+                    ("client_secret", client_secret),
+                ];
+                gateway.post_form("/oauth/token", None, &form).await
+            } else {
+                let form = [("grant_type", "client_credentials")];
+                gateway
+                    .post_form("/oauth/token", Some((id, client_secret)), &form)
+                    .await
+            };
+            assert_eq!(response.status(), 401, "{name}: {case}");
+            let challenge = response.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .to_string();
+            assert!(
+                challenge.starts_with("Basic realm="),
+                "{name}: {case}: {challenge}"
+            );
+            let mut body = json(response).await;
+            // Each answer has its own request id; the rest must match.
+            body.as_object_mut().unwrap().remove("request_id");
+            bodies.push(body);
+        }
+    }
+    assert!(bodies.iter().all(|b| *b == bodies[0]), "{name}: {bodies:?}");
+    assert_eq!(bodies[0]["error"], "invalid_client", "{name}");
+    // The right secret still works.
+    let good = gateway
+        .post_form(
+            "/oauth/token",
+            Some((&machine, &secret)),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+    assert_eq!(good.status(), 200, "{name}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_typed_username_is_stored_and_logged_only_as_a_keyed_hash() {
+    use sha2::Digest;
+
+    let upstream = Upstream::start().await;
+    let redis = Redis::start();
+    let (uri, _) = Mongo::shared().fresh_database_uri();
+    let gateway = Gateway::start(
+        &GatewayConfig::shared(&upstream, &redis, &uri).oauth("  lockout: {max_failures: 1}\n"),
+    );
+    let client_id = gateway.create_client("ios app");
+    // A password typed into the username field, by mistake.
+    let typed = "correct-horse-battery";
+    let response = gateway
+        .token_request(&[
+            ("grant_type", "password"),
+            ("client_id", &client_id),
+            ("username", typed),
+            ("password", "x"),
+        ])
+        .await;
+    assert_eq!(response.status(), 400);
+    let plain_digest = hex::encode(sha2::Sha256::digest(typed.as_bytes()));
+    let mut connection = redis.connection().await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert!(
+        keys.iter()
+            .any(|k| k.starts_with("portcullis:lockout:user:")),
+        "{keys:?}"
+    );
+    for key in &keys {
+        assert!(
+            !key.contains(typed) && !key.contains(&plain_digest),
+            "{key}"
+        );
+    }
+    let logs = gateway.logs_when(|logs| logs.contains("locked")).await;
+    assert!(
+        !logs.contains(typed) && !logs.contains(&plain_digest),
+        "{logs}"
+    );
+    assert!(logs.contains("subject=user:"), "{logs}");
 }
