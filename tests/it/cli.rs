@@ -214,16 +214,16 @@ fn every_shipped_configuration_passes_check_config() {
     assert!(stderr(&output).contains("upstreams.app.servers[0]"));
 }
 
+on_both_backends!(the_cli_reaches_the_running_gateway_and_revokes_at_once);
 /// With the default memory tokens, access tokens live in the gateway's
 /// memory. The CLI reaches the running gateway through its control socket,
 /// so a password change, a disable or a removal revokes them at once;
 /// client changes too. Without a running gateway it works on the store.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_cli_reaches_the_running_gateway_and_revokes_at_once() {
+async fn the_cli_reaches_the_running_gateway_and_revokes_at_once(backends: Backends) {
     use std::os::unix::fs::PermissionsExt;
 
     let upstream = Upstream::start().await;
-    let mut gateway = Gateway::start(&GatewayConfig::new(&upstream));
+    let mut gateway = Gateway::start(&backends.config(&upstream));
     let socket = gateway.dir.path().join("data/control.sock");
     let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "{mode:o}");
