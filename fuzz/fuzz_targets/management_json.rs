@@ -34,6 +34,8 @@ fn client() -> Client {
         allowed_scopes: vec!["read".into()],
         disabled: false,
         created: 0,
+        can_introspect: false,
+        generation: 0,
     }
 }
 
@@ -133,6 +135,7 @@ fuzz_target!(|data: &[u8]| {
         allowed_grants: grants,
         allowed_scopes: scopes,
         disabled: fields.get("disabled").and_then(Value::as_bool),
+        can_introspect: fields.get("can_introspect").and_then(Value::as_bool),
     };
     let mut record = client();
     update.clone().apply(&mut record);
