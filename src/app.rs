@@ -35,7 +35,7 @@ use crate::store::{Store, StoreError};
 use crate::tokens::memory::MemoryTokens;
 use crate::tokens::redis::RedisTokens;
 use crate::tokens::TokenStore;
-use crate::upstream_pool::UpstreamPool;
+use crate::upstream_pool::{Maintenance, Resolve, SystemResolver, UpstreamPool};
 
 /// Opens the configured user store. MongoDB is connected lazily; see
 /// [`check_backends`] for the startup check.
@@ -176,12 +176,7 @@ fn pingora_conf(config: &Config) -> ServerConf {
 /// Builds the shared state from a checked configuration.
 pub fn build_state(config: Config) -> Result<AppState> {
     let router = config.router();
-    let upstreams = config
-        .upstreams
-        .iter()
-        .cloned()
-        .map(UpstreamPool::new)
-        .collect();
+    let upstreams = upstream_pools(&config)?;
     let store = open_store(&config.store)?;
     let tokens = open_tokens(&config)?;
     let lockout = open_lockout(&config)?;
@@ -214,6 +209,29 @@ pub fn build_state(config: Config) -> Result<AppState> {
         rate_limiter,
         hasher,
     })
+}
+
+/// The upstreams, their names looked up once before serving: a name that
+/// does not resolve is a warning and a server out of rotation, since the
+/// containers behind it may start after the gateway.
+fn upstream_pools(config: &Config) -> Result<Vec<Arc<UpstreamPool>>> {
+    let resolver: Arc<dyn Resolve> = Arc::new(SystemResolver);
+    let pools = config
+        .upstreams
+        .iter()
+        .map(|upstream| {
+            UpstreamPool::new(upstream.clone(), resolver.clone())
+                .map(Arc::new)
+                .map_err(|e| anyhow!("upstreams.{}.health_check: {e}", upstream.name))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    block_on(async {
+        for pool in &pools {
+            pool.resolve().await;
+        }
+        Ok(())
+    })?;
+    Ok(pools)
 }
 
 /// The administrator, when one is configured, with the key of the page's
@@ -310,6 +328,12 @@ pub fn serve(config: Config) -> Result<()> {
         tracing::info!(address = %https.address, "listening for HTTPS");
     }
     server.add_service(proxy);
+    server.add_service(pingora::services::background::background_service(
+        "upstream maintenance",
+        Maintenance {
+            pools: state.upstreams.clone(),
+        },
+    ));
     server.add_service(pingora::services::background::background_service(
         "session sweeper",
         crate::sweeper::SessionSweeper {

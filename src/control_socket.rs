@@ -49,12 +49,21 @@ pub struct Answer {
 }
 
 impl ControlClient {
-    /// The running gateway at `path`, or `None` when none listens there.
-    pub fn find(path: &Path) -> Option<ControlClient> {
-        UnixStream::connect(path).ok()?;
-        Some(ControlClient {
-            path: path.to_path_buf(),
-        })
+    /// The running gateway at `path`; `None` when none listens there (no
+    /// socket, or a stale one). A socket this user may not open is an
+    /// error, not "no gateway": working on the store behind a running
+    /// gateway's back would leave its memory tokens unrevoked.
+    pub fn find(path: &Path) -> Result<Option<ControlClient>, String> {
+        match UnixStream::connect(path) {
+            Ok(_) => Ok(Some(ControlClient {
+                path: path.to_path_buf(),
+            })),
+            Err(error) if error.kind() == std::io::ErrorKind::PermissionDenied => Err(format!(
+                "cannot open the running gateway's control socket {} ({error}); run as the user the gateway runs as",
+                path.display()
+            )),
+            Err(_) => Ok(None),
+        }
     }
 
     /// One request to the management API (`path` under `/api/v1`).
@@ -184,10 +193,10 @@ mod tests {
     fn nothing_listening_means_no_gateway() {
         let folder = tempfile::tempdir().unwrap();
         let path = socket_path(folder.path());
-        assert!(ControlClient::find(&path).is_none());
+        assert!(ControlClient::find(&path).unwrap().is_none());
         // A stale socket file left by a gateway that died.
         drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
         assert!(path.exists());
-        assert!(ControlClient::find(&path).is_none());
+        assert!(ControlClient::find(&path).unwrap().is_none());
     }
 }

@@ -5,9 +5,10 @@
 //! (the Pingora hooks), `request_target`, `route`, `auth`, `owned_headers`,
 //! `forwarding`, `client_address`, `tokens` and `redis_connection` (the hot
 //! path), `respond`, `body`; then `oauth` (the authorization server),
-//! `sessions`, `store`, `lockout`, `password`, `clock`; `management`,
-//! `admin_auth`, `accounts`; and around them `sweeper`, `metrics`,
-//! `log_writer`, `log_format`, `tls`, `cli`. ARCHITECTURE.md maps each.
+//! `sessions`, `store`, `lockout`, `rate_limit`, `password`, `clock`;
+//! `management`, `admin_auth`, `accounts`; and around them `sweeper`,
+//! `metrics`, `log_writer`, `log_format`, `tls`, `cli` with
+//! `control_socket`. ARCHITECTURE.md maps each.
 //! (rustfmt keeps the declarations below in alphabetical order.)
 
 /// Account operations with their revocations, shared by CLI and management.

@@ -8,7 +8,7 @@
 use once_cell::sync::Lazy;
 use prometheus::{
     register_histogram_vec, register_int_counter, register_int_counter_vec, register_int_gauge,
-    HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    register_int_gauge_vec, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
 };
 
 /// Why an authentication failed: the `reason` label of
@@ -157,6 +157,26 @@ static REQUEST_HEAD_TIMEOUTS: Lazy<IntCounter> = Lazy::new(|| {
     .expect("metric registers once")
 });
 
+// The upstream labels are the configured upstream names and `servers`
+// entries as written: a closed set, whatever the names resolve to.
+static UPSTREAM_RETRIES: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "portcullis_upstream_retries_total",
+        "Requests sent again to an upstream after a failed attempt, by upstream.",
+        &["upstream"]
+    )
+    .expect("metric registers once")
+});
+
+static UPSTREAM_SERVER_HEALTHY: Lazy<IntGaugeVec> = Lazy::new(|| {
+    register_int_gauge_vec!(
+        "portcullis_upstream_server_healthy",
+        "1 when the configured server (an address, or a name with at least one of its addresses) is resolved, passes its health check and is not ejected; 0 otherwise.",
+        &["upstream", "server"]
+    )
+    .expect("metric registers once")
+});
+
 /// Registers every metric so each appears (at zero) from the first scrape.
 pub fn register_all() {
     Lazy::force(&REQUESTS);
@@ -167,6 +187,8 @@ pub fn register_all() {
     Lazy::force(&CLIENT_CONNECTIONS);
     Lazy::force(&CONNECTIONS_REFUSED);
     Lazy::force(&REQUEST_HEAD_TIMEOUTS);
+    Lazy::force(&UPSTREAM_RETRIES);
+    Lazy::force(&UPSTREAM_SERVER_HEALTHY);
     TOKEN_STORE_UP.set(1);
 }
 
@@ -211,6 +233,21 @@ pub fn connection_refused() {
 
 pub fn request_head_timeout() {
     REQUEST_HEAD_TIMEOUTS.inc();
+}
+
+/// An upstream's counters start at zero, so a scrape shows every upstream.
+pub fn upstream_configured(upstream: &str) {
+    UPSTREAM_RETRIES.with_label_values(&[upstream]);
+}
+
+pub fn upstream_retry(upstream: &str) {
+    UPSTREAM_RETRIES.with_label_values(&[upstream]).inc();
+}
+
+pub fn upstream_server_healthy(upstream: &str, server: &str, healthy: bool) {
+    UPSTREAM_SERVER_HEALTHY
+        .with_label_values(&[upstream, server])
+        .set(i64::from(healthy));
 }
 
 fn itoa_buffer() -> [u8; 3] {

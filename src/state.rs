@@ -2,6 +2,8 @@
 //! once by [`crate::app::build_state`]. The handlers see narrow views of it
 //! (the gateway hands `oauth` and `management` only what they use).
 
+use std::sync::Arc;
+
 use crate::accounts::Accounts;
 use crate::admin_auth::AdminAuth;
 use crate::config::Config;
@@ -16,7 +18,8 @@ use crate::upstream_pool::UpstreamPool;
 pub struct AppState {
     pub config: Config,
     pub router: Router,
-    pub upstreams: Vec<UpstreamPool>,
+    /// By index, as routes name them; shared with their background loop.
+    pub upstreams: Vec<Arc<UpstreamPool>>,
     pub store: Store,
     pub tokens: TokenStore,
     pub lockout: LockoutStore,

@@ -201,8 +201,12 @@ pub async fn client(command: ClientCommand, target: Target) -> Result<ExitCode> 
                 can_introspect,
             };
             let grants = grants.as_deref().map(split_list);
+            let disabling = disable;
             let client = target.update_client(&client_id, grants, update).await?;
             print_json(client)?;
+            if disabling {
+                note_revocation(&target);
+            }
         }
         ClientCommand::List { json } => {
             let clients = target.list_clients().await?;

@@ -49,6 +49,8 @@ pub enum Command {
         file: Option<PathBuf>,
         /// Check that upstream servers are `host:port` without resolving
         /// them, for a file written for another network (a container's).
+        /// Without it, a name that does not resolve here is a problem,
+        /// although `serve` would start and keep looking it up.
         #[arg(long)]
         no_resolve: bool,
     },
@@ -198,7 +200,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 &ProcessEnvironment
             };
-            match config::load(&path, env) {
+            match config::load(&path, env).and_then(|config| config.check_names_resolve(env)) {
                 Ok(_) => {
                     println!("{}: ok", path.display());
                     Ok(ExitCode::SUCCESS)
@@ -237,7 +239,8 @@ where
 {
     let config = load_config(config_path)?;
     let socket = crate::control_socket::socket_path(&config.data_dir);
-    let target = match crate::control_socket::ControlClient::find(&socket) {
+    let found = crate::control_socket::ControlClient::find(&socket).map_err(anyhow::Error::msg)?;
+    let target = match found {
         Some(gateway) => Target::Running(gateway),
         None => {
             // Only the user store must be reachable; Redis only to revoke.

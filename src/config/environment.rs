@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 /// What validation reads from outside the file: environment variables, and
+/// (for `check-config` only: the gateway itself resolves names as it runs)
 /// the addresses upstream names resolve to.
 pub trait Environment {
     fn var(&self, name: &str) -> Option<String>;
@@ -16,9 +17,9 @@ pub trait Environment {
     }
 }
 
-/// The process environment, without name resolution: upstream servers are
-/// only checked to be of the form `host:port` (`check-config --no-resolve`,
-/// for a file written for another network, such as a container's `app:8000`).
+/// The process environment, without name resolution (`check-config
+/// --no-resolve`, for a file written for another network, such as a
+/// container's `app:8000`): validation checks the form `host:port` anyway.
 pub struct WithoutResolving;
 
 impl Environment for WithoutResolving {
@@ -27,31 +28,14 @@ impl Environment for WithoutResolving {
     }
 
     fn resolve(&self, server: &str) -> std::io::Result<Vec<SocketAddr>> {
-        let invalid =
-            |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, why.to_string());
-        if let Ok(address) = server.parse::<SocketAddr>() {
-            return Ok(vec![address]);
+        match super::ServerAddress::parse(server) {
+            Ok(super::ServerAddress::Ip(address)) => Ok(vec![address]),
+            // Never used: the configuration of a check is not served.
+            Ok(super::ServerAddress::Name { port, .. }) => {
+                Ok(vec![SocketAddr::from(([0, 0, 0, 0], port))])
+            }
+            Err(why) => Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, why)),
         }
-        let (host, port) = server.rsplit_once(':').ok_or_else(|| invalid("no port"))?;
-        let port: u16 = port
-            .parse()
-            .map_err(|_| invalid("the port is not a number from 0 to 65535"))?;
-        let is_name = !host.is_empty()
-            && host.len() <= 253
-            && host.split('.').all(|label| {
-                !label.is_empty()
-                    && label.len() <= 63
-                    && label
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                    && !label.starts_with('-')
-                    && !label.ends_with('-')
-            });
-        if !is_name {
-            return Err(invalid("not a host name or IP address"));
-        }
-        // Never used: the configuration of a check is not served.
-        Ok(vec![SocketAddr::from(([0, 0, 0, 0], port))])
     }
 }
 

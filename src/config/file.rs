@@ -103,7 +103,8 @@ pub struct FileHttp {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileUpstream {
-    pub servers: Vec<String>,
+    /// `"host:port"` strings or `{address, weight}` maps, mixed freely.
+    pub servers: Vec<super::FileUpstreamServer>,
     #[serde(default)]
     pub tls: bool,
     #[serde(default)]
@@ -112,6 +113,22 @@ pub struct FileUpstream {
     pub connect_timeout_ms: u64,
     #[serde(default = "default_read_timeout_ms")]
     pub read_timeout_ms: u64,
+    #[serde(default)]
+    pub selection: super::FileSelection,
+    /// With `consistent_hash`: `client_address` (default) or `header:<Name>`.
+    #[serde(default)]
+    pub hash_on: Option<String>,
+    /// Active checks; without it, servers are judged by traffic alone.
+    #[serde(default)]
+    pub health_check: Option<super::FileHealthCheck>,
+    #[serde(default)]
+    pub passive: super::FilePassive,
+    /// Retries of an idempotent request reset before any response byte.
+    #[serde(default = "super::file_upstream::default_retries")]
+    pub retries: u32,
+    /// How often names in `servers` are looked up again.
+    #[serde(default = "super::file_upstream::default_resolve_interval_seconds")]
+    pub resolve_interval_seconds: u64,
 }
 
 pub(super) fn default_connect_timeout_ms() -> u64 {
@@ -124,25 +141,50 @@ pub(super) fn default_read_timeout_ms() -> u64 {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileRoute {
+    /// What metrics and logs call the route (default: its host and prefix).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Serve only this Host: `api.example.com`, or `*.example.com` for every
+    /// name under it. Without it, every host.
+    #[serde(default)]
+    pub host: Option<String>,
     pub path_prefix: String,
     pub upstream: String,
-    /// Forward the client's `Authorization` header to the upstream. Off by
-    /// default: the upstream trusts `X-User-Id`, and a bearer token that leaks
-    /// into upstream logs is a credential leak.
     #[serde(default)]
     pub forward_authorization: bool,
-    /// No token required on this route (health checks, public assets).
+    /// `required` (default) or `none`; `public: true` is the older
+    /// spelling of `auth: none`.
+    #[serde(default)]
+    pub auth: Option<RouteAuth>,
     #[serde(default)]
     pub public: bool,
-    /// Scopes a token must carry, all of them, or the answer is 403
-    /// `insufficient_scope`.
     #[serde(default)]
     pub required_scopes: Vec<String>,
-    /// The upstream tells `/Admin` from `/admin`: match this route's prefix
-    /// by exact case. Off by default, because many upstreams (Express,
-    /// ASP.NET) route without regard to case.
     #[serde(default)]
     pub case_sensitive: bool,
+    /// Only these methods (HEAD goes with GET); others are answered 405.
+    #[serde(default)]
+    pub methods: Option<Vec<String>>,
+    /// Forward `/prefix/x` as `/x`.
+    #[serde(default)]
+    pub strip_prefix: bool,
+    /// Forward `/prefix/x` as `<rewrite_prefix>/x`.
+    #[serde(default)]
+    pub rewrite_prefix: Option<String>,
+    /// Override the upstream's timeouts on this route.
+    #[serde(default)]
+    pub connect_timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub read_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteAuth {
+    /// A bearer token (and the route's scopes) is needed.
+    Required,
+    /// Forwarded without one.
+    None,
 }
 
 #[derive(Debug, Deserialize)]

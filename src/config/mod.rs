@@ -15,10 +15,14 @@ use crate::route::{RouteTable, Router};
 
 mod environment;
 mod file;
+mod file_upstream;
+mod upstream;
 mod validate;
 
 pub use environment::*;
 pub use file::*;
+pub use file_upstream::*;
+pub use upstream::*;
 
 /// Environment variable that selects the Redis token backend with this URL.
 pub const ENV_REDIS_URL: &str = "PORTCULLIS_REDIS_URL";
@@ -85,16 +89,6 @@ pub struct HttpsListener {
     /// `None`: a self-signed pair is generated into the data folder.
     pub certificate: Option<(PathBuf, PathBuf)>,
     pub http2: bool,
-}
-
-#[derive(Debug, Clone)]
-pub struct Upstream {
-    pub name: String,
-    pub servers: Vec<SocketAddr>,
-    pub tls: bool,
-    pub sni: String,
-    pub connect_timeout: Duration,
-    pub read_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]

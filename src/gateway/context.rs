@@ -11,6 +11,7 @@ use pingora::proxy::Session;
 use crate::route::Destination;
 use crate::state::AppState;
 use crate::tokens::AccessRecord;
+use crate::upstream_pool::{Attempts, UpstreamPool};
 
 /// Per-request state, read by the later hooks.
 pub struct RequestContext {
@@ -29,6 +30,9 @@ pub struct RequestContext {
     pub(super) peer: IpAddr,
     pub(super) peer_trusted: bool,
     pub(super) client_address: IpAddr,
+    /// The upstream server this request is on (counted in flight until the
+    /// context is dropped), the ones that failed it, its retries.
+    pub(super) upstream: Attempts,
 }
 
 impl RequestContext {
@@ -42,6 +46,7 @@ impl RequestContext {
             peer: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
             peer_trusted: false,
             client_address: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            upstream: Attempts::default(),
         }
     }
 
@@ -83,7 +88,18 @@ pub(super) fn route_label(state: &AppState, destination: Destination) -> &str {
         Destination::ManagementEndpoint => "oauth_management",
         Destination::ReservedPath => "oauth_other",
         Destination::NoRoute => "no_route",
-        Destination::Proxy { route } => state.router.routes.get(route).path_prefix.as_str(),
+        Destination::Proxy { route } => state.router.routes.get(route).name.as_str(),
+    }
+}
+
+/// The upstream pool of a proxied destination.
+pub(super) fn upstream_of(state: &AppState, destination: Destination) -> Option<&UpstreamPool> {
+    match destination {
+        Destination::Proxy { route } => {
+            let index = state.router.routes.get(route).upstream;
+            Some(&state.upstreams[index])
+        }
+        _ => None,
     }
 }
 

@@ -8,7 +8,7 @@ use pingora::http::RequestHeader;
 use super::RequestContext;
 use crate::request_target::{self, CheckedTarget, TargetProblem};
 use crate::respond::Reply;
-use crate::route::{Ambiguous, Destination, Router};
+use crate::route::{host_for_matching, Ambiguous, Destination, Router};
 
 /// Where the request goes: its checked target routed, or why it is refused
 /// (where it went for the metrics, and the 400). Sets the context's
@@ -18,14 +18,15 @@ pub(super) fn decide(
     request: &RequestHeader,
     ctx: &mut RequestContext,
 ) -> Result<Destination, (Destination, Reply)> {
-    let checked = check_request(request).map_err(|problem| {
+    let (host, checked) = check_request(request).map_err(|problem| {
         let reply = Reply::error(400, "invalid_request", problem.description());
         (Destination::InvalidPath, reply)
     })?;
     if checked == CheckedTarget::Asterisk {
         return Ok(Destination::ServerOptions);
     }
-    let routed = router.route(checked.path());
+    let host = host.map(host_for_matching);
+    let routed = router.route(host.as_deref(), checked.path());
     ctx.rewritten_target = checked.into_rewritten();
     routed.map_err(|Ambiguous { reading }| {
         tracing::debug!(%reading, "refused an ambiguous path");
@@ -39,8 +40,11 @@ pub(super) fn decide(
 }
 
 /// Checks the request's Host and target: the one reading the gateway acts
-/// on, or the problem that refuses it.
-fn check_request(request: &RequestHeader) -> Result<CheckedTarget<'_>, TargetProblem> {
+/// on (the Host, if the request has one, and the target), or the problem
+/// that refuses it.
+fn check_request(
+    request: &RequestHeader,
+) -> Result<(Option<&str>, CheckedTarget<'_>), TargetProblem> {
     let mut hosts = request
         .headers
         .get_all(http::header::HOST)
@@ -51,11 +55,12 @@ fn check_request(request: &RequestHeader) -> Result<CheckedTarget<'_>, TargetPro
         request.uri.authority().map(|a| a.as_str()),
         request.version == http::Version::HTTP_10,
     )?;
-    request_target::check_target(
+    let target = request_target::check_target(
         request.raw_path(),
         request.method == http::Method::OPTIONS,
         host,
-    )
+    )?;
+    Ok((host, target))
 }
 
 /// `OPTIONS *` (RFC 9110 §9.3.7): a question about the server, answered by

@@ -6,7 +6,10 @@
 //!   [`crate::request_target`] accepts: answer it here (400 for a target or
 //!   Host it refuses, 403 for credentials over plain HTTP, OAuth endpoints,
 //!   401, 503, 404) and return `Ok(true)`, or let it through to an upstream.
-//! - `upstream_peer` picks a server of the route's upstream (round robin).
+//! - `upstream_peer` picks a usable server of the route's upstream (see
+//!   [`crate::upstream_pool`]); `fail_to_connect`, `error_while_proxy` and
+//!   `upstream_response_filter` tell the pool how the attempt went, which
+//!   decides retries and passive ejection.
 //! - `upstream_request_filter` writes exactly the checked target, strips
 //!   every header the gateway owns from the client's copy, and sets ours
 //!   (identity, forwarding, request id). It edits the upstream copy of the
@@ -41,7 +44,7 @@ use crate::route::Destination;
 use crate::state::AppState;
 use crate::tokens::{AccessRecord, TokenDigest};
 pub use context::RequestContext;
-use context::{is_tls, peer_address, route_label};
+use context::{is_tls, peer_address, route_label, upstream_of};
 
 pub struct Gateway {
     pub state: Arc<AppState>,
@@ -201,6 +204,17 @@ impl ProxyHttp for Gateway {
             }
             Destination::Proxy { route } => {
                 let route = self.state.router.routes.get(route);
+                if !route.allows(&session.req_header().method) {
+                    // Never forwarded, with or without a token.
+                    let reply = Reply::error(
+                        405,
+                        "method_not_allowed",
+                        "this route does not take this method; see Allow",
+                    )
+                    .with_header("allow", route.allow_header());
+                    respond::send(session, reply, ctx.request_id()).await?;
+                    return Ok(true);
+                }
                 if route.public {
                     return Ok(false);
                 }
@@ -223,15 +237,63 @@ impl ProxyHttp for Gateway {
 
     async fn upstream_peer(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         ctx: &mut RequestContext,
     ) -> Result<Box<HttpPeer>> {
-        let Destination::Proxy { route } = ctx.destination else {
+        let Some(pool) = upstream_of(&self.state, ctx.destination) else {
             // request_filter answers every other destination itself.
             return Error::e_explain(InternalError, "no upstream for this destination");
         };
-        let upstream = &self.state.upstreams[self.state.router.routes.get(route).upstream];
-        Ok(Box::new(upstream.next_peer()))
+        // Called again for each retry; the pool skips servers that failed.
+        pool.peer(&mut ctx.upstream, session.req_header(), ctx.client_address)
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestContext,
+        error: Box<Error>,
+    ) -> Box<Error> {
+        match upstream_of(&self.state, ctx.destination) {
+            Some(pool) => pool.connect_failed(&mut ctx.upstream, error),
+            None => error,
+        }
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        error: Box<Error>,
+        ctx: &mut RequestContext,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let error = error.more_context(format!("Peer: {peer}"));
+        // Pingora's rule for what may be sent twice: an idempotent method,
+        // and a body it still holds whole.
+        let replayable = session.req_header().method.is_idempotent()
+            && !session.as_ref().retry_buffer_truncated();
+        match upstream_of(&self.state, ctx.destination) {
+            Some(pool) => pool.proxy_failed(&mut ctx.upstream, error, replayable, client_reused),
+            None => {
+                let mut error = error;
+                error.set_retry(false);
+                error
+            }
+        }
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestContext,
+    ) -> Result<()> {
+        if let Some(pool) = upstream_of(&self.state, ctx.destination) {
+            pool.responded(&mut ctx.upstream, upstream_response.status.as_u16());
+        }
+        Ok(())
     }
 
     async fn upstream_request_filter(

@@ -24,9 +24,11 @@ pub(super) fn prepare(
     forwarded_header: bool,
 ) -> Result<()> {
     let downstream = session.req_header();
-    let checked = ctx.target(downstream);
-    if upstream_request.raw_path() != checked {
-        upstream_request.set_uri(origin_form_uri(&upstream_request.uri, checked)?);
+    // Exactly the target that was checked and routed on, with the route's
+    // prefix removed or replaced if it says so.
+    let target = route.upstream_target(ctx.target(downstream));
+    if upstream_request.raw_path() != &*target {
+        upstream_request.set_uri(origin_form_uri(&upstream_request.uri, &target)?);
     }
     let edit =
         auth::sanitize_forwarded_headers(&upstream_request.headers, route.forward_authorization);
@@ -39,6 +41,12 @@ pub(super) fn prepare(
     let mut set = |header: OwnedHeader, value: HeaderValue| {
         upstream_request.insert_header(header.name(), value)
     };
+    if let Some(prefix) = route.removed_prefix(ctx.target(downstream)) {
+        // What the upstream's links must start with: the prefix as the
+        // client sent it (Spring, ASP.NET and others read this header).
+        let prefix = String::from_utf8_lossy(prefix);
+        set(OwnedHeader::ForwardedPrefix, header_value(&prefix)?)?;
+    }
     if let Some(identity) = &ctx.identity {
         // A client acting for itself (client_credentials) has no user:
         // the upstream then sees X-Client-Id and no X-User-Id.

@@ -80,7 +80,9 @@ impl OAuthError {
         let mut error = Self::new(
             429,
             "temporarily_unavailable",
-            &format!("too many failed sign-ins; retry in {retry_after_seconds} s"),
+            &format!(
+                "too many failed sign-ins, or attempts in progress; retry in {retry_after_seconds} s"
+            ),
         );
         error.retry_after = Some(retry_after_seconds);
         error

@@ -299,6 +299,7 @@ proptest::proptest! {
             public: upstream == 0,
             required_scopes: Vec::new(),
             case_sensitive: false,
+            ..Default::default()
         };
         let table = RouteTable::new(vec![
             route("/", 0),
@@ -309,8 +310,8 @@ proptest::proptest! {
         ]);
         if let Ok(checked) = check_target(path.as_bytes(), false, None) {
             let normalized = checked.path();
-            let literal = table.find(normalized).map(|(index, _)| index);
-            let framework = table.find(&decoded(normalized)).map(|(index, _)| index);
+            let literal = table.find(None, normalized).map(|(index, _)| index);
+            let framework = table.find(None, &decoded(normalized)).map(|(index, _)| index);
             proptest::prop_assert_eq!(literal, framework, "{} normalized to {}", path, normalized);
         }
     }

@@ -19,11 +19,13 @@
 //!   or on the gateway's own endpoints, the request is refused
 //!   ([`Ambiguous`]) rather than forwarded under the weaker rules.
 
+mod host;
 mod readings;
 mod table;
 #[cfg(test)]
 mod tests;
 
+pub use host::{for_matching as host_for_matching, HostPattern};
 pub use readings::looser_readings;
 use table::prefix_contains;
 pub use table::{path_has_prefix, Route, RouteTable};
@@ -75,17 +77,18 @@ pub struct Router {
 pub const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
 
 impl Router {
-    /// Where `path` (normalized) goes, after checking that no looser
-    /// reading of it lands somewhere stricter.
-    pub fn route(&self, path: &str) -> Result<Destination, Ambiguous> {
-        let literal = self.classify(path);
+    /// Where `path` (normalized) on `host` (as [`host_for_matching`] made
+    /// it) goes, after checking that no looser reading of the path lands
+    /// somewhere stricter.
+    pub fn route(&self, host: Option<&str>, path: &str) -> Result<Destination, Ambiguous> {
+        let literal = self.classify(host, path);
         let Destination::Proxy { route } = literal else {
             // Answered by the gateway, or 404: nothing is forwarded.
             return Ok(literal);
         };
         let literal_route = self.routes.get(route);
         for reading in looser_readings(path) {
-            let stricter = match self.classify(&reading) {
+            let stricter = match self.classify(host, &reading) {
                 Destination::Proxy { route: other } => {
                     literal_route.is_weaker_than(self.routes.get(other))
                 }
@@ -99,8 +102,9 @@ impl Router {
         Ok(literal)
     }
 
-    /// Where `path` goes on its literal reading.
-    pub fn classify(&self, path: &str) -> Destination {
+    /// Where `path` goes on its literal reading. The gateway's own
+    /// endpoints are the same on every host.
+    pub fn classify(&self, host: Option<&str>, path: &str) -> Destination {
         if self.metadata && path == METADATA_PATH {
             return Destination::MetadataEndpoint;
         }
@@ -124,7 +128,7 @@ impl Router {
             }
             return Destination::ReservedPath;
         }
-        match self.routes.find(path) {
+        match self.routes.find(host, path) {
             Some((route, _)) => Destination::Proxy { route },
             None => Destination::NoRoute,
         }

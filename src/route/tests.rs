@@ -4,7 +4,7 @@ use super::*;
 fn assert_upstreams(table: &RouteTable, cases: &[(&str, Option<usize>)]) {
     for (path, expected) in cases {
         assert_eq!(
-            table.find(path).map(|(_, r)| r.upstream),
+            table.find(None, path).map(|(_, r)| r.upstream),
             *expected,
             "{path}"
         );
@@ -19,6 +19,7 @@ fn route(prefix: &str, upstream: usize) -> Route {
         public: false,
         required_scopes: Vec::new(),
         case_sensitive: false,
+        ..Default::default()
     }
 }
 
@@ -51,7 +52,7 @@ fn router(routes: Vec<Route>) -> Router {
 /// The upstream index the request is forwarded to, or what it is
 /// answered with instead.
 fn outcome(router: &Router, path: &str) -> String {
-    match router.route(path) {
+    match router.route(None, path) {
         Ok(Destination::Proxy { route }) => {
             format!("upstream {}", router.routes.get(route).upstream)
         }
@@ -207,7 +208,7 @@ fn longest_prefix_wins() {
 #[test]
 fn no_catch_all_means_no_route() {
     let table = RouteTable::new(vec![route("/api", 0)]);
-    assert!(table.find("/other").is_none());
+    assert!(table.find(None, "/other").is_none());
 }
 
 #[test]
@@ -244,7 +245,7 @@ fn oauth_prefix_is_never_proxied() {
         ("/data", Destination::Proxy { route: 0 }),
     ];
     for (path, expected) in cases {
-        assert_eq!(router.classify(path), expected, "{path}");
+        assert_eq!(router.classify(None, path), expected, "{path}");
     }
 }
 
@@ -259,14 +260,110 @@ fn disabled_endpoints_stay_reserved() {
         management_path: None,
         routes: RouteTable::new(vec![route("/", 0)]),
     };
-    assert_eq!(router.classify("/oauth/token"), Destination::ReservedPath);
-    assert_eq!(router.classify("/oauth/revoke"), Destination::ReservedPath);
     assert_eq!(
-        router.classify("/.well-known/oauth-authorization-server"),
+        router.classify(None, "/oauth/token"),
+        Destination::ReservedPath
+    );
+    assert_eq!(
+        router.classify(None, "/oauth/revoke"),
+        Destination::ReservedPath
+    );
+    assert_eq!(
+        router.classify(None, "/.well-known/oauth-authorization-server"),
         Destination::Proxy { route: 0 }
     );
     assert_eq!(
-        router.classify("/oauth/management"),
+        router.classify(None, "/oauth/management"),
         Destination::ReservedPath
     );
+}
+
+fn on_host(host: &str, prefix: &str, upstream: usize) -> Route {
+    Route {
+        host: Some(HostPattern::parse(host).unwrap()),
+        ..route(prefix, upstream)
+    }
+}
+
+#[test]
+fn an_exact_host_beats_a_wildcard_which_beats_no_host_then_the_longest_prefix() {
+    let table = RouteTable::new(vec![
+        route("/", 0),
+        route("/api", 1),
+        on_host("*.example.com", "/", 2),
+        on_host("api.example.com", "/", 3),
+        on_host("*.example.com", "/api/v2", 4),
+    ]);
+    let cases: [(Option<&str>, &str, Option<usize>); 9] = [
+        (None, "/api/x", Some(1)),
+        (Some("other.org"), "/api/x", Some(1)),
+        (Some("other.org"), "/x", Some(0)),
+        (Some("www.example.com"), "/api/x", Some(2)),
+        (Some("www.example.com"), "/api/v2/x", Some(4)),
+        (Some("api.example.com"), "/api/v2/x", Some(3)),
+        (Some("api.example.com"), "/", Some(3)),
+        (Some("example.com"), "/api", Some(1)),
+        (Some("a.b.example.com"), "/", Some(2)),
+    ];
+    for (host, path, expected) in cases {
+        assert_eq!(
+            table.find(host, path).map(|(_, r)| r.upstream),
+            expected,
+            "{host:?} {path}"
+        );
+    }
+    let names: Vec<&str> = table.iter().map(|r| r.name.as_str()).collect();
+    assert!(names.contains(&"api.example.com/"), "{names:?}");
+    assert!(names.contains(&"*.example.com/api/v2"), "{names:?}");
+}
+
+#[test]
+fn methods_limit_a_route_and_head_goes_with_get() {
+    let limited = Route {
+        methods: Some(vec![http::Method::GET, http::Method::POST]),
+        ..route("/api", 0)
+    };
+    let cases = [
+        (http::Method::GET, true),
+        (http::Method::HEAD, true),
+        (http::Method::POST, true),
+        (http::Method::DELETE, false),
+        (http::Method::OPTIONS, false),
+    ];
+    for (method, allowed) in cases {
+        assert_eq!(limited.allows(&method), allowed, "{method}");
+        assert!(route("/", 0).allows(&method));
+    }
+    assert_eq!(limited.allow_header(), "GET, POST, HEAD");
+}
+
+#[test]
+fn prefixes_are_stripped_or_rewritten_for_the_upstream() {
+    let strip = Route {
+        strip_prefix: true,
+        ..route("/api/v1", 0)
+    };
+    let rewrite = Route {
+        rewrite_prefix: Some("/internal/".into()),
+        ..route("/api/v1", 0)
+    };
+    let root = Route {
+        rewrite_prefix: Some("/app".into()),
+        ..route("/", 0)
+    };
+    let cases: [(&Route, &str, &str); 9] = [
+        (&strip, "/api/v1/x", "/x"),
+        (&strip, "/api/v1", "/"),
+        (&strip, "/api/v1?q=1", "/?q=1"),
+        (&strip, "/API/v1/users/7?a=b", "/users/7?a=b"),
+        (&rewrite, "/api/v1/x", "/internal/x"),
+        (&rewrite, "/api/v1", "/internal/"),
+        (&root, "/x/y", "/app/x/y"),
+        (&root, "/", "/app/"),
+        (&route("/api", 0), "/api/x?y", "/api/x?y"),
+    ];
+    for (route, target, expected) in cases {
+        let out = route.upstream_target(target.as_bytes());
+        assert_eq!(String::from_utf8_lossy(&out), expected, "{target}");
+    }
 }

@@ -134,6 +134,12 @@ async fn refresh_and_client_credentials_grants_are_rate_limited(backends: Backen
         .oauth("  rate_limit: {refresh_token_per_minute: 3, client_credentials_per_minute: 2}\n");
     let gateway = Gateway::start(&config);
     let session = signed_in(&gateway).await;
+    // Made-up tokens are refused but not counted: a public client_id is no
+    // secret, and anyone could otherwise spend its users' limit.
+    for _ in 0..5 {
+        let forged = gateway.refresh(&session.client_id, "made-up-token").await;
+        assert_eq!(forged.status(), 400, "{name}");
+    }
     let mut refresh = session.tokens.refresh_token.clone();
     for _ in 0..3 {
         refresh = refreshed(&gateway, &session.client_id, &refresh).await["refresh_token"]

@@ -135,7 +135,12 @@ impl TokenService<'_> {
                 "this client may not use the {grant_type} grant"
             )));
         }
-        self.check_rate_limit(grant, &client).await?;
+        if grant == GrantType::ClientCredentials {
+            // The client proved its secret: count it now. A refresh is
+            // counted once its token checked out (see refresh_grant), or
+            // anyone who knows a public client_id could spend its limit.
+            self.check_rate_limit(grant, &client).await?;
+        }
         match grant {
             GrantType::Password => self.password_grant(&client, form).await,
             GrantType::RefreshToken => self.refresh_grant(&client, form).await,
@@ -145,7 +150,11 @@ impl TokenService<'_> {
 
     /// Refresh and client_credentials grants cost the server no bcrypt, so
     /// nothing else slows a client that calls them in a loop.
-    async fn check_rate_limit(&self, grant: GrantType, client: &Client) -> Result<(), OAuthError> {
+    pub(super) async fn check_rate_limit(
+        &self,
+        grant: GrantType,
+        client: &Client,
+    ) -> Result<(), OAuthError> {
         let limits = self.oauth.config.rate_limit;
         let limit = match grant {
             GrantType::Password => return Ok(()),
@@ -158,9 +167,11 @@ impl TokenService<'_> {
         };
         if let Some(wait) = self.oauth.rate_limiter.check(bucket, limit).await? {
             metrics::auth_failure(AuthFailure::RateLimited);
+            // Rounded up: a client told 37 s with 37.9 s left would retry
+            // into another 429.
             return Err(OAuthError::rate_limited(
                 grant.as_str(),
-                wait.as_secs().max(1),
+                (wait.as_millis() as u64).div_ceil(1000).max(1),
             ));
         }
         Ok(())

@@ -15,6 +15,7 @@ impl TokenService<'_> {
         let requested_scope = form.get("scope");
         // Two attempts: a lost compare-and-swap means a concurrent refresh
         // with the same token won; the second pass sees it as a retry.
+        let mut counted = false;
         for _ in 0..2 {
             let session = self
                 .oauth
@@ -28,6 +29,11 @@ impl TokenService<'_> {
                 })?;
             if session.refresh_digest != digest {
                 return self.reused_refresh_token(&session, &presented).await;
+            }
+            if !counted {
+                self.check_rate_limit(GrantType::RefreshToken, client)
+                    .await?;
+                counted = true;
             }
             if let Some(rotated) = self
                 .rotate(client, session, &presented, requested_scope)

@@ -181,6 +181,7 @@ impl MongoStore {
             doc! {"previous_refresh_digest": 1},
             doc! {"retired_refresh_digests": 1},
             doc! {"user_id": 1},
+            doc! {"client_id": 1},
         ] {
             sessions
                 .create_index(IndexModel::builder().keys(keys).build())

@@ -25,29 +25,75 @@ impl Seen {
 }
 
 /// An HTTP/1.1 server that answers 200 with a JSON echo of each request and
-/// remembers what it saw. `/slow` answers after one second.
+/// remembers what it saw. `/slow` answers after one second; `/healthz`
+/// (the gateway's health checks) is answered and counted apart, not seen.
+/// It can be stopped and started again on the same port.
 pub struct Upstream {
     pub address: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
+    health_checks: Arc<AtomicUsize>,
+    /// The accept loop and every connection: aborted by `stop`, which
+    /// closes them all, as a crashed server would.
+    tasks: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
 }
 
 impl Upstream {
     pub async fn start() -> Upstream {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
-        let record = seen.clone();
-        tokio::spawn(async move {
+        let upstream = Upstream {
+            address: listener.local_addr().unwrap(),
+            seen: Arc::default(),
+            health_checks: Arc::default(),
+            tasks: Arc::default(),
+        };
+        upstream.serve(listener);
+        upstream
+    }
+
+    /// Closes the listener and every open connection.
+    pub async fn stop(&self) {
+        // Twice: a connection accepted while the first sweep ran may have
+        // registered just after it.
+        for _ in 0..2 {
+            for task in self.tasks.lock().unwrap().drain(..) {
+                task.abort();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Listens again on the same address, after [`Upstream::stop`].
+    pub async fn restart(&self) {
+        let listener = tokio::net::TcpListener::bind(self.address).await.unwrap();
+        self.serve(listener);
+    }
+
+    /// `/healthz` requests answered so far.
+    pub fn health_checks(&self) -> usize {
+        self.health_checks.load(Ordering::SeqCst)
+    }
+
+    fn serve(&self, listener: tokio::net::TcpListener) {
+        let record = self.seen.clone();
+        let health_checks = self.health_checks.clone();
+        let tasks = self.tasks.clone();
+        let accept = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
                 let record = record.clone();
-                tokio::spawn(async move {
+                let health_checks = health_checks.clone();
+                let connection = tokio::spawn(async move {
                     let service = hyper::service::service_fn(
                         move |request: hyper::Request<hyper::body::Incoming>| {
                             let record = record.clone();
+                            let health_checks = health_checks.clone();
                             async move {
+                                if request.uri().path() == "/healthz" {
+                                    health_checks.fetch_add(1, Ordering::SeqCst);
+                                    return Ok(hyper::Response::new(Full::new(Bytes::from("ok"))));
+                                }
                                 let (parts, body) = request.into_parts();
                                 let body = body
                                     .collect()
@@ -92,9 +138,12 @@ impl Upstream {
                         .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
                         .await;
                 });
+                let mut tasks = tasks.lock().unwrap();
+                tasks.retain(|task| !task.is_finished());
+                tasks.push(connection.abort_handle());
             }
         });
-        Upstream { address, seen }
+        self.tasks.lock().unwrap().push(accept.abort_handle());
     }
 
     pub fn seen(&self) -> Vec<Seen> {

@@ -1,0 +1,128 @@
+//! The checked form of one `upstreams.<name>` entry: what the upstream pool
+//! is built from. Names are kept as written: the pool resolves them at
+//! startup and again every `resolve_interval`, so validation only checks
+//! their form.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub name: String,
+    pub servers: Vec<UpstreamServer>,
+    pub tls: bool,
+    pub sni: String,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    pub selection: Selection,
+    /// `None`: no active checks; servers are judged by traffic alone.
+    pub health_check: Option<HealthCheck>,
+    pub passive: PassivePolicy,
+    /// Retries of an idempotent request the upstream reset before answering.
+    pub retries: u32,
+    pub resolve_interval: Duration,
+}
+
+/// One entry of `servers`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamServer {
+    pub address: ServerAddress,
+    /// Every address the entry resolves to gets this weight.
+    pub weight: u32,
+}
+
+/// A server as configured: an address, or a name looked up at run time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerAddress {
+    Ip(SocketAddr),
+    Name { host: String, port: u16 },
+}
+
+impl ServerAddress {
+    /// `IP:port`, `[IPv6]:port` or `name:port`; the form only, no lookup.
+    pub fn parse(text: &str) -> Result<ServerAddress, &'static str> {
+        if let Ok(address) = text.parse::<SocketAddr>() {
+            return Ok(ServerAddress::Ip(address));
+        }
+        let (host, port) = text.rsplit_once(':').ok_or("no port")?;
+        let port: u16 = match port.parse() {
+            Ok(0) | Err(_) => return Err("the port is not a number from 1 to 65535"),
+            Ok(port) => port,
+        };
+        let is_name = !host.is_empty()
+            && host.len() <= 253
+            && host.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+            });
+        if !is_name {
+            return Err("not a host name or IP address");
+        }
+        Ok(ServerAddress::Name {
+            host: host.to_string(),
+            port,
+        })
+    }
+
+    /// The host part: the default SNI name and the health checks' Host.
+    pub fn host(&self) -> String {
+        match self {
+            ServerAddress::Ip(address) => address.ip().to_string(),
+            ServerAddress::Name { host, .. } => host.clone(),
+        }
+    }
+}
+
+/// As written (`10.0.0.1:80`, `app:8000`): the `server` label of metrics.
+impl fmt::Display for ServerAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServerAddress::Ip(address) => write!(f, "{address}"),
+            ServerAddress::Name { host, port } => write!(f, "{host}:{port}"),
+        }
+    }
+}
+
+/// How a request's server is chosen among the usable ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    /// In turn, each as often as its weight.
+    RoundRobin,
+    /// The fewest requests in flight per unit of weight.
+    LeastConnections,
+    /// Ketama: the same key goes to the same server while it is usable.
+    ConsistentHash(HashOn),
+}
+
+/// What `consistent_hash` hashes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HashOn {
+    ClientAddress,
+    /// A request header's value; without the header, the client address.
+    Header(http::HeaderName),
+}
+
+/// `health_check`: a GET every `interval` to every address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    pub path: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub healthy_after: u32,
+    pub unhealthy_after: u32,
+    pub expect_status: u16,
+}
+
+/// `passive`: servers that keep failing real requests are left out a while.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PassivePolicy {
+    /// Consecutive failures that eject a server; 0 turns ejection off.
+    pub failures: u32,
+    pub eject: Duration,
+}

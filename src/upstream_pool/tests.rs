@@ -1,0 +1,213 @@
+//! The pool as the gateway's hooks drive it, with names from a table.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use pingora::{Error, ErrorSource, ErrorType, RetryType};
+
+use super::discovery::tests::TableResolver;
+use super::*;
+use crate::config::{PassivePolicy, UpstreamServer};
+
+fn upstream(servers: &[&str], selection: Selection) -> Upstream {
+    Upstream {
+        name: "app".into(),
+        servers: servers
+            .iter()
+            .map(|s| UpstreamServer {
+                address: ServerAddress::parse(s).unwrap(),
+                weight: 1,
+            })
+            .collect(),
+        tls: false,
+        sni: "app.internal".into(),
+        connect_timeout: Duration::from_millis(250),
+        read_timeout: Duration::from_secs(7),
+        selection,
+        health_check: None,
+        passive: PassivePolicy {
+            failures: 3,
+            eject: Duration::from_secs(60),
+        },
+        retries: 1,
+        resolve_interval: Duration::from_secs(30),
+    }
+}
+
+async fn pool(servers: &[&str], resolver: Arc<TableResolver>) -> UpstreamPool {
+    let pool = UpstreamPool::new(upstream(servers, Selection::RoundRobin), resolver).unwrap();
+    pool.resolve().await;
+    pool
+}
+
+fn request() -> RequestHeader {
+    RequestHeader::build("GET", b"/", None).unwrap()
+}
+
+const CLIENT: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+/// Where `n` fresh requests go, by address.
+fn spread(pool: &UpstreamPool, n: usize) -> BTreeMap<SocketAddr, usize> {
+    let mut counts = BTreeMap::new();
+    for _ in 0..n {
+        let mut attempts = Attempts::default();
+        let peer = pool.peer(&mut attempts, &request(), CLIENT).unwrap();
+        *counts.entry(*peer._address.as_inet().unwrap()).or_default() += 1;
+    }
+    counts
+}
+
+fn is_no_server(result: pingora::Result<Box<HttpPeer>>) -> bool {
+    result.is_err_and(|e| *e.etype() == ErrorType::Custom(NO_HEALTHY_SERVER))
+}
+
+fn connect_error() -> Box<Error> {
+    Error::new(ErrorType::ConnectRefused).into_up()
+}
+
+#[tokio::test]
+async fn a_name_with_two_addresses_sends_to_both() {
+    let resolver = Arc::new(TableResolver::default());
+    resolver.set("app", &["10.0.0.1:0", "10.0.0.2:0"]);
+    let pool = pool(&["app:8000"], resolver).await;
+    let counts = spread(&pool, 10);
+    assert_eq!(counts.len(), 2, "{counts:?}");
+    assert!(counts.values().all(|&n| n == 5), "{counts:?}");
+}
+
+#[tokio::test]
+async fn an_unresolvable_name_is_no_server_until_it_resolves() {
+    let resolver = Arc::new(TableResolver::default());
+    let pool = pool(&["app:8000"], resolver.clone()).await;
+    assert!(is_no_server(pool.peer(
+        &mut Attempts::default(),
+        &request(),
+        CLIENT
+    )));
+    resolver.set("app", &["10.0.0.1:0"]);
+    pool.resolve().await;
+    assert_eq!(spread(&pool, 3).len(), 1);
+}
+
+#[tokio::test]
+async fn peers_carry_the_upstreams_settings() {
+    let pool = pool(&["10.0.0.1:443"], Arc::default()).await;
+    let peer = pool
+        .peer(&mut Attempts::default(), &request(), CLIENT)
+        .unwrap();
+    assert_eq!(peer.sni, "app.internal");
+    assert!(!peer.is_tls());
+    assert_eq!(
+        peer.options.connection_timeout,
+        Some(Duration::from_millis(250))
+    );
+    assert_eq!(peer.options.read_timeout, Some(Duration::from_secs(7)));
+}
+
+#[tokio::test]
+async fn a_connect_failure_moves_to_another_server_until_none_is_left() {
+    let pool = pool(&["10.0.0.1:80", "10.0.0.2:80"], Arc::default()).await;
+    let mut attempts = Attempts::default();
+    let first = pool.peer(&mut attempts, &request(), CLIENT).unwrap();
+    let error = pool.connect_failed(&mut attempts, connect_error());
+    assert!(error.retry(), "another server is left");
+    let second = pool.peer(&mut attempts, &request(), CLIENT).unwrap();
+    assert_ne!(first._address, second._address);
+    let error = pool.connect_failed(&mut attempts, connect_error());
+    assert!(!error.retry(), "both failed this request");
+    assert!(is_no_server(pool.peer(&mut attempts, &request(), CLIENT)));
+    // Other requests still use both: two failures do not eject.
+    assert_eq!(spread(&pool, 4).len(), 2);
+}
+
+#[tokio::test]
+async fn servers_that_keep_failing_are_ejected_and_then_there_is_none() {
+    let pool = pool(&["10.0.0.1:80", "10.0.0.2:80"], Arc::default()).await;
+    let failing: SocketAddr = "10.0.0.1:80".parse().unwrap();
+    // Three 5xx answers from 10.0.0.1 (the others answer 200).
+    let mut fives = 0;
+    while fives < 3 {
+        let mut attempts = Attempts::default();
+        pool.peer(&mut attempts, &request(), CLIENT).unwrap();
+        let status = if attempts.server() == Some(failing) {
+            fives += 1;
+            503
+        } else {
+            200
+        };
+        pool.responded(&mut attempts, status);
+    }
+    let counts = spread(&pool, 6);
+    assert_eq!(
+        counts.keys().collect::<Vec<_>>(),
+        [&"10.0.0.2:80".parse().unwrap()]
+    );
+    for _ in 0..3 {
+        let mut attempts = Attempts::default();
+        pool.peer(&mut attempts, &request(), CLIENT).unwrap();
+        pool.connect_failed(&mut attempts, connect_error());
+    }
+    assert!(is_no_server(pool.peer(
+        &mut Attempts::default(),
+        &request(),
+        CLIENT
+    )));
+}
+
+#[tokio::test]
+async fn an_idempotent_request_reset_before_answering_is_retried_up_to_retries() {
+    let pool = pool(
+        &["10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"],
+        Arc::default(),
+    )
+    .await;
+    let reset = || {
+        let mut error = Error::new(ErrorType::ConnectionClosed);
+        error.retry = RetryType::ReusedOnly;
+        error.esource = ErrorSource::Upstream;
+        error
+    };
+    let mut attempts = Attempts::default();
+    pool.peer(&mut attempts, &request(), CLIENT).unwrap();
+    assert!(pool
+        .proxy_failed(&mut attempts, reset(), true, false)
+        .retry());
+    pool.peer(&mut attempts, &request(), CLIENT).unwrap();
+    // `retries: 1`: the second reset is final, though a server is left.
+    assert!(!pool
+        .proxy_failed(&mut attempts, reset(), true, false)
+        .retry());
+    // Never a request that is not safe to repeat.
+    let mut attempts = Attempts::default();
+    pool.peer(&mut attempts, &request(), CLIENT).unwrap();
+    assert!(!pool
+        .proxy_failed(&mut attempts, reset(), false, false)
+        .retry());
+}
+
+#[tokio::test]
+async fn consistent_hashing_reads_the_configured_header() {
+    let header = http::HeaderName::from_static("x-tenant");
+    let upstream = upstream(
+        &["10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"],
+        Selection::ConsistentHash(HashOn::Header(header)),
+    );
+    let pool = UpstreamPool::new(upstream, Arc::new(TableResolver::default())).unwrap();
+    pool.resolve().await;
+    let mut servers = std::collections::BTreeSet::new();
+    for tenant in ["a", "b", "c", "d", "e", "f"] {
+        let mut request = request();
+        request.insert_header("X-Tenant", tenant).unwrap();
+        let chosen: std::collections::BTreeSet<_> = (0..10)
+            .map(|_| {
+                let mut attempts = Attempts::default();
+                let peer = pool.peer(&mut attempts, &request, CLIENT).unwrap();
+                peer._address.clone()
+            })
+            .collect();
+        assert_eq!(chosen.len(), 1, "{tenant}");
+        servers.extend(chosen);
+    }
+    assert!(servers.len() > 1);
+}
