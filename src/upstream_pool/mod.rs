@@ -275,8 +275,10 @@ impl UpstreamPool {
             Change::Restored => {
                 tracing::info!(upstream = %self.name, %server, "server answers again")
             }
-            Change::None => {}
+            Change::None => return,
         }
+        // Rare (a change of state), so the gauge need not wait for its tick.
+        self.refresh_gauges();
     }
 
     /// `portcullis_upstream_server_healthy`: per configured entry, 1 when

@@ -4,6 +4,7 @@
 mod frameworks;
 #[macro_use]
 mod harness;
+mod websocket;
 mod wire;
 
 mod backends;
