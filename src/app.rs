@@ -361,7 +361,13 @@ pub fn serve(config: Config) -> Result<()> {
     server.add_service(control);
     tracing::info!(path = %control_socket.display(), "serving the CLI on the control socket");
     if let Some(address) = listeners.2 {
-        let mut metrics = pingora_prometheus::prometheus_http_service();
+        let ops = crate::ops_listener::OpsApp {
+            state: state.clone(),
+        };
+        let mut metrics = Service::new(
+            "portcullis metrics".to_string(),
+            pingora::apps::http_app::HttpServer::new_app(ops),
+        );
         metrics.add_tcp(&address.to_string());
         server.add_service(metrics);
         tracing::info!(%address, "serving Prometheus metrics");

@@ -51,6 +51,8 @@ pub mod metrics;
 pub mod oauth;
 /// The one table of headers the gateway owns upstream.
 pub mod owned_headers;
+/// The metrics listener: /metrics, /healthz, /readyz.
+pub mod ops_listener;
 /// bcrypt on a bounded blocking pool.
 pub mod password;
 /// Per-client limits on the grants that cost no bcrypt.

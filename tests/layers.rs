@@ -15,7 +15,7 @@ use std::path::Path;
 const LAYERS: &[(&str, &[&str])] = &[
     ("entry", &["cli"]),
     ("wiring", &["app", "control_socket"]),
-    ("hooks", &["gateway", "sweeper"]),
+    ("hooks", &["gateway", "ops_listener", "sweeper"]),
     ("endpoints", &["oauth", "management"]),
     ("state", &["state"]),
     (

@@ -178,6 +178,11 @@ impl Store {
         dispatch!(self.delete_sessions_of_client(client_id))
     }
 
+    /// Answers when the store does: for readiness.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        dispatch!(self.ping())
+    }
+
     /// Removes sessions whose refresh token expired before `now`.
     pub async fn delete_expired_sessions(&self, now: u64) -> Result<u64, StoreError> {
         dispatch!(self.delete_expired_sessions(now))

@@ -16,6 +16,7 @@ mod management_page;
 mod metadata;
 mod oauth_server;
 mod one_reading;
+mod ops;
 mod proxy;
 mod routing;
 mod startup;
