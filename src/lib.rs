@@ -41,6 +41,8 @@ pub mod gateway;
 pub mod lockout;
 /// Log lines: the fast plain format (pure).
 pub mod log_format;
+/// Log lines as JSON objects, for collectors.
+pub mod log_json;
 /// Logs to stderr in batches, flushed at exit.
 pub mod log_writer;
 /// The admin page and JSON API.
@@ -49,10 +51,10 @@ pub mod management;
 pub mod metrics;
 /// The authorization server under `/oauth`.
 pub mod oauth;
-/// The one table of headers the gateway owns upstream.
-pub mod owned_headers;
 /// The metrics listener: /metrics, /healthz, /readyz.
 pub mod ops_listener;
+/// The one table of headers the gateway owns upstream.
+pub mod owned_headers;
 /// bcrypt on a bounded blocking pool.
 pub mod password;
 /// Per-client limits on the grants that cost no bcrypt.

@@ -173,7 +173,7 @@ thread_local! {
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.ffffffZ`, UTC, as the default formatter writes it.
-fn write_timestamp(writer: &mut impl Write, now: SystemTime) -> fmt::Result {
+pub(crate) fn write_timestamp(writer: &mut impl Write, now: SystemTime) -> fmt::Result {
     let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
     let second = since_epoch.as_secs();
     SECOND.with(|cached| {

@@ -76,7 +76,10 @@ pub async fn readiness(state: &AppState) -> (bool, Value) {
     let mut upstreams = serde_json::Map::new();
     for (name, healthy, servers) in upstream_health(state) {
         ready &= healthy > 0;
-        upstreams.insert(name, json!({"healthy_servers": healthy, "servers": servers}));
+        upstreams.insert(
+            name,
+            json!({"healthy_servers": healthy, "servers": servers}),
+        );
     }
     let detail = json!({
         "ready": ready,
@@ -92,7 +95,10 @@ fn upstream_health(state: &AppState) -> Vec<(String, usize, usize)> {
     state
         .upstreams
         .iter()
-        .map(|pool| (pool.name().to_string(), 1, 1))
+        .map(|pool| {
+            let (healthy, servers) = pool.health();
+            (pool.name().to_string(), healthy, servers)
+        })
         .collect()
 }
 

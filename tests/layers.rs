@@ -45,6 +45,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "clock",
             "forwarding",
             "log_format",
+            "log_json",
             "metrics",
             "owned_headers",
             "redis_connection",

@@ -35,8 +35,19 @@ pub struct Cli {
     )]
     pub config: PathBuf,
 
+    /// `text` (the default) or `json`: one JSON object per log line, for
+    /// collectors. Wins over `logging.format` in the configuration.
+    #[arg(long, global = true, env = "PORTCULLIS_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -149,7 +160,11 @@ pub enum ClientCommand {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let _log_writer = init_logging();
+    let json = match cli.log_format {
+        Some(format) => format == LogFormat::Json,
+        None => config::log_format(&cli.config) == config::LogFormatName::Json,
+    };
+    let _log_writer = init_logging(json);
     match run(cli) {
         Ok(code) => code,
         Err(error) => {
@@ -163,14 +178,16 @@ pub fn main() -> ExitCode {
 /// Logs go to stderr in batches (see `log_writer`): a proxy worker formats
 /// its access line, appends it to a buffer and moves on. The returned guard
 /// writes what is left on drop.
-fn init_logging() -> crate::log_writer::FlushGuard {
+fn init_logging(json: bool) -> crate::log_writer::FlushGuard {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let (writer, guard) = crate::log_writer::stderr();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);
-    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+    if json {
+        let _ = builder.event_format(crate::log_json::JsonLines).try_init();
+    } else if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         // A person is reading: the default format, in colour.
         let _ = builder.with_ansi(true).try_init();
     } else {

@@ -18,6 +18,25 @@ pub struct FileConfig {
     pub tokens: FileTokens,
     pub server: FileServer,
     pub management: FileManagement,
+    pub logging: FileLogging,
+}
+
+/// How log lines are written.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileLogging {
+    pub format: LogFormatName,
+}
+
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormatName {
+    /// `2026-…Z  INFO target: message key=value`, or on a terminal the
+    /// coloured default.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// The admin page and API at `oauth.management_path`.

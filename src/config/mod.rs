@@ -257,6 +257,17 @@ impl ConfigErrors {
     }
 }
 
+/// `logging.format` of the file at `path`, read before anything else so
+/// that the first log line has the right format. A file that cannot be
+/// read or parsed gives the default; loading it reports why.
+pub fn log_format(path: &Path) -> LogFormatName {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| serde_yaml::from_str::<FileConfig>(&text).ok())
+        .map(|file| file.logging.format)
+        .unwrap_or_default()
+}
+
 /// Reads, parses and validates a configuration file. Relative paths in the
 /// file are taken relative to the file's folder.
 pub fn load(path: &Path, env: &dyn Environment) -> Result<Config, ConfigErrors> {

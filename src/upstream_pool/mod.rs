@@ -281,9 +281,15 @@ impl UpstreamPool {
         self.refresh_gauges();
     }
 
-    /// `portcullis_upstream_server_healthy`: per configured entry, 1 when
-    /// at least one of its addresses is usable now.
-    fn refresh_gauges(&self) {
+    /// How many of the configured servers are healthy now, of how many
+    /// (for readiness): as the gauge counts them.
+    pub fn health(&self) -> (usize, usize) {
+        let healthy = self.entry_health().into_iter().filter(|&h| h).count();
+        (healthy, self.entries.len())
+    }
+
+    /// Per configured entry: at least one of its addresses is usable now.
+    fn entry_health(&self) -> Vec<bool> {
         let backends = self.balancer.backends();
         let now = Instant::now();
         let mut healthy = vec![false; self.entries.len()];
@@ -294,7 +300,12 @@ impl UpstreamPool {
                 }
             }
         }
-        for (entry, healthy) in self.entries.iter().zip(healthy) {
+        healthy
+    }
+
+    /// `portcullis_upstream_server_healthy`, one per configured entry.
+    fn refresh_gauges(&self) {
+        for (entry, healthy) in self.entries.iter().zip(self.entry_health()) {
             metrics::upstream_server_healthy(&self.name, entry, healthy);
         }
     }

@@ -143,6 +143,7 @@ async fn servers_that_keep_failing_are_ejected_and_then_there_is_none() {
         counts.keys().collect::<Vec<_>>(),
         [&"10.0.0.2:80".parse().unwrap()]
     );
+    assert_eq!(pool.health(), (1, 2));
     for _ in 0..3 {
         let mut attempts = Attempts::default();
         pool.peer(&mut attempts, &request(), CLIENT).unwrap();
@@ -153,6 +154,7 @@ async fn servers_that_keep_failing_are_ejected_and_then_there_is_none() {
         &request(),
         CLIENT
     )));
+    assert_eq!(pool.health(), (0, 2));
 }
 
 #[tokio::test]

@@ -24,7 +24,10 @@ async fn the_metrics_listener_serves_metrics_liveness_and_readiness() {
 
     let (status, metrics) = ops(&gateway, "/metrics").await;
     assert_eq!(status, 200);
-    assert!(metrics.contains("# TYPE portcullis_client_connections gauge"), "{metrics}");
+    assert!(
+        metrics.contains("# TYPE portcullis_client_connections gauge"),
+        "{metrics}"
+    );
     let (status, body) = ops(&gateway, "/healthz").await;
     assert_eq!((status, body.as_str()), (200, r#"{"status":"alive"}"#));
     let (status, body) = ops(&gateway, "/readyz").await;
@@ -33,7 +36,13 @@ async fn the_metrics_listener_serves_metrics_liveness_and_readiness() {
     assert_eq!(ready["ready"], true);
     assert_eq!(ready["store"], "ok");
     assert_eq!(ready["token_store"], "ok");
-    assert!(ready["upstreams"]["app"]["healthy_servers"].as_u64().unwrap() >= 1, "{ready}");
+    assert!(
+        ready["upstreams"]["app"]["healthy_servers"]
+            .as_u64()
+            .unwrap()
+            >= 1,
+        "{ready}"
+    );
     for other in ["/", "/metrics/x", "/anything"] {
         assert_eq!(ops(&gateway, other).await.0, 404, "{other}");
     }
@@ -53,4 +62,46 @@ async fn the_metrics_listener_serves_metrics_liveness_and_readiness() {
     })
     .await;
     assert!(ready, "readiness did not come back with Redis");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_are_one_object_per_line_without_secrets() {
+    let upstream = Upstream::start().await;
+    let config = GatewayConfig {
+        extra_env: vec![("PORTCULLIS_LOG_FORMAT".into(), "json".into())],
+        ..GatewayConfig::new(&upstream)
+    };
+    let gateway = Gateway::start(&config);
+    let session = signed_in(&gateway).await;
+    assert_eq!(
+        gateway
+            .get_status("/orders?id=7", &session.tokens.access_token)
+            .await,
+        200
+    );
+    let logs = gateway
+        .logs_when(|logs| logs.contains("\"path\":\"/orders\""))
+        .await;
+    let mut access = None;
+    for line in logs.lines().filter(|l| !l.trim().is_empty()) {
+        let object: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(
+            object["timestamp"].is_string() && object["level"].is_string(),
+            "{line}"
+        );
+        if object["target"] == "portcullis::access" && object["path"] == "/orders" {
+            access = Some(object);
+        }
+    }
+    let access = access.expect("an access line for /orders");
+    assert_eq!(access["status"], 200);
+    assert_eq!(access["method"], "GET");
+    assert_eq!(access["route"], "/");
+    assert_eq!(access["user_id"], session.user_id.as_str());
+    assert_eq!(access["request_id"].as_str().map(str::len), Some(32));
+    for secret in [&session.tokens.access_token, &session.tokens.refresh_token] {
+        assert!(!logs.contains(secret.as_str()), "a token reached the log");
+    }
+    assert!(!logs.contains("id=7"), "a query reached the log");
 }

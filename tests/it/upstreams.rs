@@ -87,6 +87,7 @@ async fn a_dead_server_gets_no_traffic_and_gets_it_back_once_restarted() {
         "the health check takes the dead server out"
     );
     let b_before = b.count();
+    let retries_before = retries(&gateway).await;
     let started = Instant::now();
     for i in 0..1_000 {
         let response = http.get(gateway.url("/x")).send().await.unwrap();
@@ -97,6 +98,11 @@ async fn a_dead_server_gets_no_traffic_and_gets_it_back_once_restarted() {
         );
     }
     assert_eq!(b.count() - b_before, 1_000);
+    assert_eq!(
+        retries(&gateway).await,
+        retries_before,
+        "skipped, not tried and retried"
+    );
     assert_eq!(
         healthy_gauge(&gateway, &b.address.to_string()).await,
         Some(1)
@@ -154,6 +160,14 @@ async fn with_every_server_down_the_answer_is_a_quick_503() {
         assert_eq!(body["error"], "temporarily_unavailable");
         assert!(body["request_id"].is_string(), "{body}");
     }
+    // Not ready: take the instance out of rotation.
+    let ready = client()
+        .get(format!("http://127.0.0.1:{}/readyz", gateway.metrics_port))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    assert_eq!(json(ready).await["upstreams"]["pool"]["healthy_servers"], 0);
     for server in [&a, &b] {
         let label = server.address.to_string();
         assert!(

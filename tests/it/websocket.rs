@@ -30,7 +30,8 @@ async fn echo_server() -> (std::net::SocketAddr, Arc<Mutex<Vec<(String, String)>
                         .collect();
                     Ok(response)
                 };
-                let Ok(mut socket) = tokio_tungstenite::accept_hdr_async(stream, callback).await else {
+                let Ok(mut socket) = tokio_tungstenite::accept_hdr_async(stream, callback).await
+                else {
                     return;
                 };
                 while let Some(Ok(message)) = socket.next().await {
@@ -65,10 +66,11 @@ async fn a_websocket_echo_works_through_an_authenticated_route() {
         other => panic!("an unauthenticated upgrade got through: {other:?}"),
     }
 
-    let mut request = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
-        url.as_str(),
-    )
-    .unwrap();
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+            url.as_str(),
+        )
+        .unwrap();
     request.headers_mut().insert(
         "authorization",
         format!("Bearer {}", tokens.access_token).parse().unwrap(),
@@ -84,7 +86,10 @@ async fn a_websocket_echo_works_through_an_authenticated_route() {
         let echoed = socket.next().await.unwrap().unwrap();
         assert_eq!(echoed, Message::text(text));
     }
-    socket.send(Message::binary(vec![0u8, 1, 2, 255])).await.unwrap();
+    socket
+        .send(Message::binary(vec![0u8, 1, 2, 255]))
+        .await
+        .unwrap();
     assert_eq!(
         socket.next().await.unwrap().unwrap(),
         Message::binary(vec![0u8, 1, 2, 255])

@@ -92,11 +92,8 @@ impl EmbeddedStore {
     /// Runs `work` with the connection on the blocking pool.
     /// Answers when the database file can be read.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.with_connection(|c| {
-            c.query_row("SELECT 1", [], |_| Ok(()))
-                .map_err(unavailable)
-        })
-        .await
+        self.with_connection(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(unavailable))
+            .await
     }
 
     async fn with_connection<T, F>(&self, work: F) -> Result<T, StoreError>
