@@ -46,7 +46,10 @@ fn every_dashboard_query_names_an_exported_metric() {
             !registered.contains(*name) && !registered.contains(base)
         })
         .collect();
-    assert!(unknown.is_empty(), "the dashboard queries metrics nobody exports: {unknown:?}");
+    assert!(
+        unknown.is_empty(),
+        "the dashboard queries metrics nobody exports: {unknown:?}"
+    );
 }
 
 #[test]

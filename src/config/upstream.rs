@@ -50,17 +50,7 @@ impl ServerAddress {
             Ok(0) | Err(_) => return Err("the port is not a number from 1 to 65535"),
             Ok(port) => port,
         };
-        let is_name = !host.is_empty()
-            && host.len() <= 253
-            && host.split('.').all(|label| {
-                !label.is_empty()
-                    && label.len() <= 63
-                    && label
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                    && !label.starts_with('-')
-                    && !label.ends_with('-')
-            });
+        let is_name = crate::request_target::is_dns_name(host);
         if !is_name {
             return Err("not a host name or IP address");
         }

@@ -240,12 +240,22 @@ impl ProxyHttp for Gateway {
         session: &mut Session,
         ctx: &mut RequestContext,
     ) -> Result<Box<HttpPeer>> {
-        let Some(pool) = upstream_of(&self.state, ctx.destination) else {
+        let Destination::Proxy { route } = ctx.destination else {
             // request_filter answers every other destination itself.
             return Error::e_explain(InternalError, "no upstream for this destination");
         };
+        let route = self.state.router.routes.get(route);
+        let pool = &self.state.upstreams[route.upstream];
         // Called again for each retry; the pool skips servers that failed.
-        pool.peer(&mut ctx.upstream, session.req_header(), ctx.client_address)
+        let mut peer = pool.peer(&mut ctx.upstream, session.req_header(), ctx.client_address)?;
+        // A route's own timeouts win over its upstream's.
+        if let Some(timeout) = route.connect_timeout {
+            peer.options.connection_timeout = Some(timeout);
+        }
+        if let Some(timeout) = route.read_timeout {
+            peer.options.read_timeout = Some(timeout);
+        }
+        Ok(peer)
     }
 
     fn fail_to_connect(
@@ -329,6 +339,11 @@ impl ProxyHttp for Gateway {
         let reply = failure::failure_reply(error);
         let error_code = reply.as_ref().map_or(0, |r| r.status);
         if let Some(reply) = reply {
+            // The connection is not reused after this (below): say so with
+            // `Connection: close`, or a client may send its next request on
+            // a connection we are closing, and lose it (a POST is not
+            // retried by clients).
+            session.set_keepalive(None);
             if let Err(write_error) = respond::send(session, reply, ctx.request_id()).await {
                 tracing::debug!(%write_error, "could not write the error response");
             }

@@ -193,20 +193,35 @@ impl MemoryLockout {
         Ok(remaining)
     }
 
-    /// See [`super::LockoutStore::reserve`]: one step under the table's lock.
-    pub fn reserve(
+    /// Runs `step` on `subject`'s entry (made if new, its expired parts
+    /// forgotten) under the table's lock, with the clock's time: each
+    /// change below is one step no other thread can interleave with.
+    fn with_entry<T>(
         &self,
         subject: Subject<'_>,
-        policy: &LockoutPolicy,
-    ) -> Result<Option<Duration>, LockoutError> {
+        step: impl FnOnce(&mut Entry, Instant) -> T,
+    ) -> Result<T, LockoutError> {
         let key = subject.key(&self.hash_key);
         let now = self.clock.now();
         let mut table = self.table(now);
         self.ensure_room(&mut table, &key, now)?;
         let entry = table.entries.entry(key).or_default();
         entry.forget_expired(now);
+        Ok(step(entry, now))
+    }
+
+    /// See [`super::LockoutStore::reserve`]: one step under the table's lock.
+    pub fn reserve(
+        &self,
+        subject: Subject<'_>,
+        policy: &LockoutPolicy,
+    ) -> Result<Option<Duration>, LockoutError> {
+        self.with_entry(subject, |entry, now| Self::reserve_in(entry, now, policy))
+    }
+
+    fn reserve_in(entry: &mut Entry, now: Instant, policy: &LockoutPolicy) -> Option<Duration> {
         if let Some(until) = entry.locked_until {
-            return Ok(Some(until - now));
+            return Some(until - now);
         }
         let failed = entry.failures.as_ref().map_or(0, |f| f.count);
         let in_flight = entry.in_flight.get_or_insert(Expiring {
@@ -217,11 +232,11 @@ impl MemoryLockout {
             if in_flight.count == 0 {
                 entry.in_flight = None;
             }
-            return Ok(Some(BUSY_WAIT));
+            return Some(BUSY_WAIT);
         }
         in_flight.count += 1;
         in_flight.until = deadline(now, IN_FLIGHT_TTL);
-        Ok(None)
+        None
     }
 
     /// See [`super::LockoutStore::release`].
@@ -244,33 +259,30 @@ impl MemoryLockout {
         subject: Subject<'_>,
         policy: &LockoutPolicy,
     ) -> Result<Option<Duration>, LockoutError> {
-        let key = subject.key(&self.hash_key);
-        let now = self.clock.now();
-        let mut table = self.table(now);
-        self.ensure_room(&mut table, &key, now)?;
-        let entry = table.entries.entry(key).or_default();
-        entry.land();
-        entry.forget_expired(now);
-        if let Some(until) = entry.locked_until {
-            return Ok(Some(until - now));
-        }
-        let failures = entry.failures.get_or_insert(Expiring {
-            count: 0,
-            until: deadline(now, policy.window),
-        });
-        failures.count = failures.count.saturating_add(1);
-        if failures.count < policy.failures_to_lock() {
-            return Ok(None);
-        }
-        let previous = entry.lockouts.as_ref().map_or(0, |l| l.count);
-        let lock = policy.lock_duration(previous);
-        entry.failures = None;
-        entry.locked_until = Some(deadline(now, lock));
-        entry.lockouts = Some(Expiring {
-            count: previous.saturating_add(1),
-            until: deadline(now, self.history),
-        });
-        Ok(Some(lock))
+        let history = self.history;
+        self.with_entry(subject, |entry, now| {
+            entry.land();
+            if let Some(until) = entry.locked_until {
+                return Some(until - now);
+            }
+            let failures = entry.failures.get_or_insert(Expiring {
+                count: 0,
+                until: deadline(now, policy.window),
+            });
+            failures.count = failures.count.saturating_add(1);
+            if failures.count < policy.failures_to_lock() {
+                return None;
+            }
+            let previous = entry.lockouts.as_ref().map_or(0, |l| l.count);
+            let lock = policy.lock_duration(previous);
+            entry.failures = None;
+            entry.locked_until = Some(deadline(now, lock));
+            entry.lockouts = Some(Expiring {
+                count: previous.saturating_add(1),
+                until: deadline(now, history),
+            });
+            Some(lock)
+        })
     }
 
     /// Forgets the failure count only; see [`super::LockoutStore::reset`].

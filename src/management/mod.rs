@@ -102,20 +102,7 @@ pub async fn handle(
     } else {
         bytes::Bytes::new()
     };
-    let query = session
-        .req_header()
-        .uri
-        .query()
-        .unwrap_or_default()
-        .to_string();
-    let request = api::ApiRequest {
-        method,
-        endpoint: endpoint.to_string(),
-        query,
-        body,
-        actor: admin.username().to_string(),
-        address,
-    };
+    let request = api_request(session, method, endpoint, body, admin.username(), address);
     api::Api {
         accounts: &view.accounts,
         admin: Some(admin),
@@ -145,26 +132,38 @@ pub async fn handle_control(session: &mut Session, view: &Management<'_>, path: 
             Err(reply) => return reply,
         }
     };
-    let query = session
-        .req_header()
-        .uri
-        .query()
-        .unwrap_or_default()
-        .to_string();
-    let request = api::ApiRequest {
-        method,
-        endpoint: endpoint.to_string(),
-        query,
-        body,
-        actor: CONTROL_ACTOR.to_string(),
-        address: IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
-    };
+    let nowhere = IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED);
+    let request = api_request(session, method, endpoint, body, CONTROL_ACTOR, nowhere);
     api::Api {
         accounts: &view.accounts,
         admin: view.admin,
     }
     .handle(request)
     .await
+}
+
+/// The API's view of one request: what was asked, by whom, from where.
+fn api_request(
+    session: &Session,
+    method: http::Method,
+    endpoint: &str,
+    body: bytes::Bytes,
+    actor: &str,
+    address: IpAddr,
+) -> api::ApiRequest {
+    api::ApiRequest {
+        method,
+        endpoint: endpoint.to_string(),
+        query: session
+            .req_header()
+            .uri
+            .query()
+            .unwrap_or_default()
+            .to_string(),
+        body,
+        actor: actor.to_string(),
+        address,
+    }
 }
 
 /// CSRF defences for POST, PATCH and DELETE (see the module comment).

@@ -8,6 +8,22 @@ use super::TargetProblem;
 /// a registered name of letters, digits, `-`, `.`, `_`, `~`; an IPv4
 /// address; or an IPv6 literal in brackets. Empty is allowed, as RFC 9112
 /// §3.2 allows it for a target without an authority.
+/// A DNS host name as configurations write them (RFC 1123 §2.1): labels of
+/// letters, digits and inner `-`, 1 to 63 bytes each, 253 in all.
+pub fn is_dns_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
 pub fn is_valid_host(host: &[u8]) -> bool {
     let (name, port) = match host.first() {
         Some(b'[') => match host.iter().position(|&b| b == b']') {

@@ -27,7 +27,7 @@ mod host;
 #[cfg(test)]
 mod tests;
 
-pub use host::{check_host, is_valid_host, request_host};
+pub use host::{check_host, is_dns_name, is_valid_host, request_host};
 
 /// Why a request's target or `Host` is refused with 400.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -22,17 +22,7 @@ impl HostPattern {
             Some(rest) => (true, rest),
             None => (false, lower.as_str()),
         };
-        let is_name = !name.is_empty()
-            && name.len() <= 253
-            && name.split('.').all(|label| {
-                !label.is_empty()
-                    && label.len() <= 63
-                    && label
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                    && !label.starts_with('-')
-                    && !label.ends_with('-')
-            });
+        let is_name = crate::request_target::is_dns_name(name);
         if !is_name {
             return Err(format!(
                 "`{text}` is not a host name or `*.` followed by one (example: api.example.com, *.example.com)"

@@ -198,7 +198,7 @@ mod tests {
     const A: &str = "10.0.0.1:80";
     const B: &str = "10.0.0.2:80";
 
-    fn balancer(selection: Selection, servers: &[(&'static str, usize)]) -> Balancer {
+    fn balancer_of(selection: Selection, servers: &[(&'static str, usize)]) -> Balancer {
         let fixed = Fixed(
             servers
                 .iter()
@@ -230,7 +230,7 @@ mod tests {
 
     #[test]
     fn round_robin_follows_the_weights() {
-        let balancer = balancer(Selection::RoundRobin, &[(A, 3), (B, 1)]);
+        let balancer = balancer_of(Selection::RoundRobin, &[(A, 3), (B, 1)]);
         let counts = picks(&balancer, 400, b"");
         assert_eq!(counts[A], 300);
         assert_eq!(counts[B], 100);
@@ -243,7 +243,7 @@ mod tests {
             Selection::LeastConnections,
             Selection::ConsistentHash(HashOn::ClientAddress),
         ] {
-            let balancer = balancer(selection.clone(), &[(A, 1), (B, 1)]);
+            let balancer = balancer_of(selection.clone(), &[(A, 1), (B, 1)]);
             let a: SocketAddr = A.parse().unwrap();
             for key in 0..50u8 {
                 let chosen = balancer
@@ -252,12 +252,15 @@ mod tests {
                 assert_eq!(address_of(&chosen).unwrap().to_string(), B, "{selection:?}");
             }
             assert!(balancer.select(b"k", |_| false).is_none(), "{selection:?}");
+            // No address at all (nothing resolved yet).
+            let empty = balancer_of(selection.clone(), &[]);
+            assert!(empty.select(b"k", |_| true).is_none(), "{selection:?}");
         }
     }
 
     #[test]
     fn consistent_hashing_keeps_a_key_on_its_server() {
-        let balancer = balancer(
+        let balancer = balancer_of(
             Selection::ConsistentHash(HashOn::ClientAddress),
             &[(A, 1), (B, 1), ("10.0.0.3:80", 1)],
         );
@@ -272,7 +275,7 @@ mod tests {
 
     #[test]
     fn least_connections_prefers_the_least_loaded_per_weight() {
-        let balancer = balancer(Selection::LeastConnections, &[(A, 1), (B, 2)]);
+        let balancer = balancer_of(Selection::LeastConnections, &[(A, 1), (B, 2)]);
         let state = |address: &str| {
             let all = balancer.backends().get_backend();
             let backend = all
@@ -285,8 +288,7 @@ mod tests {
         let b = state(B);
         // Ties take turns.
         assert_eq!(picks(&balancer, 10, b"").len(), 2);
-        // A holds one, B two: per unit of weight B is lighter (1 < 1 is
-        // false, so equal loads still tie); with B at three, A wins.
+        // In flight per unit of weight: A 1/1, B 3/2, so A is lighter.
         let _held: Vec<InFlight> = [(&a, A), (&b, B), (&b, B), (&b, B)]
             .into_iter()
             .map(|(state, address)| InFlight::start(state.clone(), address.parse().unwrap()))

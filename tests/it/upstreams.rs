@@ -42,11 +42,12 @@ async fn healthy_gauge(gateway: &Gateway, server: &str) -> Option<i64> {
         .and_then(|line| line.rsplit(' ').next()?.parse().ok())
 }
 
-async fn retries(gateway: &Gateway) -> u64 {
+async fn retries(gateway: &Gateway, upstream: &str) -> u64 {
     let metrics = gateway.metrics().await;
+    let series = format!("portcullis_upstream_retries_total{{upstream=\"{upstream}\"}}");
     metrics
         .lines()
-        .find(|line| line.starts_with("portcullis_upstream_retries_total{upstream=\"pool\"}"))
+        .find(|line| line.starts_with(&series))
         .and_then(|line| line.rsplit(' ').next()?.parse().ok())
         .expect("the retries counter of every upstream is exported")
 }
@@ -87,7 +88,7 @@ async fn a_dead_server_gets_no_traffic_and_gets_it_back_once_restarted() {
         "the health check takes the dead server out"
     );
     let b_before = b.count();
-    let retries_before = retries(&gateway).await;
+    let retries_before = retries(&gateway, "pool").await;
     let started = Instant::now();
     for i in 0..1_000 {
         let response = http.get(gateway.url("/x")).send().await.unwrap();
@@ -99,7 +100,7 @@ async fn a_dead_server_gets_no_traffic_and_gets_it_back_once_restarted() {
     }
     assert_eq!(b.count() - b_before, 1_000);
     assert_eq!(
-        retries(&gateway).await,
+        retries(&gateway, "pool").await,
         retries_before,
         "skipped, not tried and retried"
     );
@@ -204,7 +205,7 @@ async fn a_post_that_cannot_connect_is_sent_to_the_other_server() {
     }
     assert_eq!(live.count(), 6);
     assert!(
-        retries(&gateway).await >= 3,
+        retries(&gateway, "pool").await >= 3,
         "round robin sends half to the dead server first"
     );
 }
@@ -295,4 +296,77 @@ async fn an_unresolvable_name_is_a_warning_and_a_503_not_a_failed_start() {
     // A name that resolves is used as it resolves.
     assert_eq!(get(&gateway, "/named/x").await.status(), 200);
     assert_eq!(app.last().uri, "/named/x");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_routes_read_timeout_wins_over_its_upstreams() {
+    let app = Upstream::start().await;
+    let config = GatewayConfig::new(&app).routes(
+        "  - {path_prefix: /, upstream: app, public: true}\n  - {path_prefix: /slow, upstream: app, public: true, read_timeout_ms: 300}\n",
+    );
+    let gateway = Gateway::start(&config);
+    let started = Instant::now();
+    let response = get(&gateway, "/slow").await;
+    // The echo answers /slow after a second; the upstream allows a minute.
+    assert_eq!(response.status(), 502);
+    assert!(started.elapsed() < Duration::from_millis(900));
+    assert_eq!(
+        retries(&gateway, "app").await,
+        0,
+        "a timeout is not retried"
+    );
+}
+
+/// A server that reads the request and closes the connection unanswered.
+async fn resetting_server() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buffer = [0; 4096];
+                let _ = tokio::io::AsyncReadExt::read(&mut stream, &mut buffer).await;
+            });
+        }
+    });
+    address
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_before_the_response_is_retried_for_a_get_never_for_a_post() {
+    let live = Upstream::start().await;
+    let resetting = resetting_server().await;
+    // Ejection off, so that the resetting server keeps being chosen.
+    let gateway = gateway_with_pool(&format!(
+        "    servers: [\"{resetting}\", \"{}\"]\n    passive: {{failures: 0}}\n",
+        live.address
+    ));
+    let http = client();
+    for i in 0..6 {
+        let response = http.get(gateway.url("/x")).send().await.unwrap();
+        assert_eq!(response.status(), 200, "GET {i}");
+    }
+    assert!(retries(&gateway, "pool").await >= 3);
+    assert_eq!(live.count(), 6);
+
+    let mut answered = 0;
+    let mut failed = 0;
+    for i in 0..6 {
+        let response = http
+            .post(gateway.url("/orders"))
+            .body(format!("order {i}"))
+            .send()
+            .await
+            .unwrap();
+        match response.status().as_u16() {
+            200 => answered += 1,
+            502 => failed += 1,
+            other => panic!("POST {i}: {other}"),
+        }
+    }
+    // Strict turns: every second POST meets the resetting server first,
+    // and is answered 502 rather than sent again.
+    assert_eq!((answered, failed), (3, 3));
+    let posts = live.seen().iter().filter(|s| s.method == "POST").count();
+    assert_eq!(posts, answered, "no POST was sent twice");
 }

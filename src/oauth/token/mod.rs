@@ -239,6 +239,22 @@ impl TokenService<'_> {
         }
     }
 
+    /// [`sessions::issuance_stands`] for a session of `user` with `client`.
+    async fn session_issuance_stands(
+        &self,
+        user: &User,
+        client: &Client,
+        read_before: Generations,
+        session: &Session,
+    ) -> Result<bool, OAuthError> {
+        let store = self.oauth.store;
+        let (user_id, client_id) = (Some(user.id.as_str()), client.client_id.as_str());
+        Ok(
+            sessions::issuance_stands(store, user_id, client_id, read_before, Some(&session.id))
+                .await?,
+        )
+    }
+
     async fn start_session(
         &self,
         user: &User,
@@ -277,14 +293,9 @@ impl TokenService<'_> {
             .tokens
             .save_access(&access_token, &record)
             .await?;
-        let stands = sessions::issuance_stands(
-            self.oauth.store,
-            Some(&user.id),
-            &client.client_id,
-            read_before,
-            Some(&session.id),
-        )
-        .await?;
+        let stands = self
+            .session_issuance_stands(user, client, read_before, &session)
+            .await?;
         if !stands {
             self.revoke_session(&session).await?;
             return Err(OAuthError::invalid_grant(

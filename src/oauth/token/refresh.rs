@@ -119,14 +119,9 @@ impl TokenService<'_> {
         let tokens = self.oauth.tokens;
         tokens.delete_access(&dropped).await?;
         tokens.save_access(&access_token, &record).await?;
-        let stands = sessions::issuance_stands(
-            self.oauth.store,
-            Some(&user.id),
-            &client.client_id,
-            read_before,
-            Some(&session.id),
-        )
-        .await?;
+        let stands = self
+            .session_issuance_stands(&user, client, read_before, &session)
+            .await?;
         if !stands {
             // Revoked while rotating: the revocation may have listed the
             // session before this token joined it.
