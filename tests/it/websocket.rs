@@ -22,6 +22,8 @@ async fn echo_server() -> (std::net::SocketAddr, Arc<Mutex<Vec<(String, String)>
         while let Ok((stream, _)) = listener.accept().await {
             let record = record.clone();
             tokio::spawn(async move {
+                // The callback's error type is the handshake library's own.
+                #[allow(clippy::result_large_err)]
                 let callback = |request: &Request, response: Response| {
                     *record.lock().unwrap() = request
                         .headers()
@@ -35,10 +37,9 @@ async fn echo_server() -> (std::net::SocketAddr, Arc<Mutex<Vec<(String, String)>
                     return;
                 };
                 while let Some(Ok(message)) = socket.next().await {
-                    if message.is_text() || message.is_binary() {
-                        if socket.send(message).await.is_err() {
-                            return;
-                        }
+                    let echo = message.is_text() || message.is_binary();
+                    if echo && socket.send(message).await.is_err() {
+                        return;
                     }
                 }
             });
