@@ -179,6 +179,14 @@ management:
             &mut child,
             Some(&self.log_path()),
         );
+        // The metrics listener is its own service and may open a moment
+        // after the others.
+        wait_for_port(
+            self.metrics_port,
+            "the gateway's metrics listener",
+            &mut child,
+            Some(&self.log_path()),
+        );
         self.child = Some(child);
     }
 
