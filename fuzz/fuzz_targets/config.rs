@@ -63,7 +63,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let prefixes = config.routes.iter().map(|route| route.path_prefix.as_str());
     for path in PATHS.iter().copied().chain(prefixes) {
-        if let Ok(Destination::Proxy { route }) = router.route(path) {
+        if let Ok(Destination::Proxy { route }) = router.route(None, path) {
             let _ = router.routes.get(route);
         }
     }

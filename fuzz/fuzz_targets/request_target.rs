@@ -21,7 +21,9 @@ use std::sync::LazyLock;
 use libfuzzer_sys::fuzz_target;
 use portcullis::request_target::CheckedTarget;
 use portcullis::request_target::{check_host, check_target, is_valid_host, normalize_path};
-use portcullis::route::{looser_readings, Destination, Route, RouteTable, Router};
+use portcullis::route::{
+    host_for_matching, looser_readings, Destination, HostPattern, Route, RouteTable, Router,
+};
 
 const HOST: &str = "example.com";
 
@@ -33,6 +35,7 @@ fn route(prefix: &str, public: bool, scopes: &[&str], case_sensitive: bool) -> R
         public,
         required_scopes: scopes.iter().map(|s| s.to_string()).collect(),
         case_sensitive,
+        ..Default::default()
     }
 }
 
@@ -51,18 +54,23 @@ static ROUTER: LazyLock<Router> = LazyLock::new(|| Router {
         route("/api", false, &["read"], false),
         route("/api/admin/", false, &["read", "admin"], false),
         route("/Private", false, &["private"], true),
+        Route {
+            host: Some(HostPattern::parse("*.example.com").unwrap()),
+            ..route("/", false, &["tenant"], false)
+        },
     ]),
 });
 
-fn check_routing(path: &str) {
+fn check_routing(host: Option<&str>, path: &str) {
     assert!(path.is_ascii(), "routing reads a non-ASCII path: {path:?}");
-    if let Ok(Destination::Proxy { route }) = ROUTER.route(path) {
+    let host = host.map(host_for_matching);
+    if let Ok(Destination::Proxy { route }) = ROUTER.route(host.as_deref(), path) {
         // Panics if the index is out of range.
         let _ = ROUTER.routes.get(route);
     }
     for reading in looser_readings(path) {
         assert_ne!(reading, path, "a looser reading equal to the path");
-        let _ = ROUTER.classify(&reading);
+        let _ = ROUTER.classify(host.as_deref(), &reading);
     }
 }
 
@@ -79,7 +87,7 @@ fuzz_target!(|data: &[u8]| {
                 "a clean path that is not the input's: {path:?}"
             );
             assert_eq!(normalize_path(path.as_bytes(), None), Ok(false), "{path:?}");
-            check_routing(path);
+            check_routing(Some(HOST), path);
         }
         Ok(CheckedTarget::Rewritten {
             path_and_query,
@@ -103,7 +111,7 @@ fuzz_target!(|data: &[u8]| {
                     panic!("normalizing {raw:?} gave {path_and_query:?}, which checks as {other:?}")
                 }
             }
-            check_routing(path);
+            check_routing((flags & 2 == 2).then_some("a.example.com:8443"), path);
         }
         Ok(CheckedTarget::Asterisk) => {
             assert!(is_options && raw == b"*", "asterisk-form for {raw:?}");
