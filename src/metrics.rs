@@ -82,8 +82,8 @@ impl RevokedToken {
 static REQUESTS: Lazy<IntCounterVec> = Lazy::new(|| {
     register_int_counter_vec!(
         "portcullis_requests_total",
-        "Requests answered, by route and HTTP status.",
-        &["route", "status"]
+        "Requests answered, by route, method and HTTP status.",
+        &["route", "method", "status"]
     )
     .expect("metric registers once")
 });
@@ -135,7 +135,7 @@ static TOKEN_STORE_UP: Lazy<IntGauge> = Lazy::new(|| {
 
 static CLIENT_CONNECTIONS: Lazy<IntGauge> = Lazy::new(|| {
     register_int_gauge!(
-        "portcullis_client_connections",
+        "portcullis_connections_active",
         "Client connections open now, on every listener."
     )
     .expect("metric registers once")
@@ -177,8 +177,179 @@ static UPSTREAM_SERVER_HEALTHY: Lazy<IntGaugeVec> = Lazy::new(|| {
     .expect("metric registers once")
 });
 
+static AUTH_DECISIONS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "portcullis_auth_decisions_total",
+        "What the proxy path decided for requests on routes, by outcome.",
+        &["outcome"]
+    )
+    .expect("metric registers once")
+});
+
+static TOKEN_STORE_DURATION: Lazy<HistogramVec> = Lazy::new(|| {
+    register_histogram_vec!(
+        "portcullis_token_store_duration_seconds",
+        "Time of one token-store call, by operation.",
+        &["op"],
+        vec![
+            0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.3,
+            1.0
+        ]
+    )
+    .expect("metric registers once")
+});
+
+static TOKEN_STORE_ERRORS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "portcullis_token_store_errors_total",
+        "Token-store calls that failed (the request got 503), by operation.",
+        &["op"]
+    )
+    .expect("metric registers once")
+});
+
+static UPSTREAM_DURATION: Lazy<HistogramVec> = Lazy::new(|| {
+    register_histogram_vec!(
+        "portcullis_upstream_duration_seconds",
+        "Time from choosing an upstream server to its response head, by upstream.",
+        &["upstream"],
+        vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]
+    )
+    .expect("metric registers once")
+});
+
+static BCRYPT_QUEUE_DEPTH: Lazy<IntGauge> = Lazy::new(|| {
+    register_int_gauge!(
+        "portcullis_bcrypt_queue_depth",
+        "Password checks and hashes running or waiting on the bcrypt threads."
+    )
+    .expect("metric registers once")
+});
+
+static BUILD_INFO: Lazy<IntGaugeVec> = Lazy::new(|| {
+    register_int_gauge_vec!(
+        "portcullis_build_info",
+        "1, labelled with the version and the commit it was built from.",
+        &["version", "commit"]
+    )
+    .expect("metric registers once")
+});
+
+/// What the proxy path decided, for `portcullis_auth_decisions_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthOutcome {
+    /// A valid token with the route's scopes: forwarded with identity.
+    Allowed,
+    /// A route with `auth: none`: forwarded without a check.
+    Public,
+    /// 401 or 403.
+    Refused,
+    /// The token store could not answer: 503.
+    Unavailable,
+}
+
+impl AuthOutcome {
+    pub fn label(self) -> &'static str {
+        match self {
+            AuthOutcome::Allowed => "allowed",
+            AuthOutcome::Public => "public",
+            AuthOutcome::Refused => "refused",
+            AuthOutcome::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// A token-store operation, for its latency and error metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenStoreOp {
+    Find,
+    Save,
+    Delete,
+}
+
+impl TokenStoreOp {
+    pub fn label(self) -> &'static str {
+        match self {
+            TokenStoreOp::Find => "find",
+            TokenStoreOp::Save => "save",
+            TokenStoreOp::Delete => "delete",
+        }
+    }
+}
+
+// The proxy path counts these on every request: the labelled series of a
+// closed set are looked up once, not hashed per request.
+static AUTH_DECISION_SERIES: Lazy<[IntCounter; 4]> = Lazy::new(|| {
+    [
+        AuthOutcome::Allowed,
+        AuthOutcome::Public,
+        AuthOutcome::Refused,
+        AuthOutcome::Unavailable,
+    ]
+    .map(|outcome| AUTH_DECISIONS.with_label_values(&[outcome.label()]))
+});
+
+static TOKEN_STORE_SERIES: Lazy<[(prometheus::Histogram, IntCounter); 3]> = Lazy::new(|| {
+    [TokenStoreOp::Find, TokenStoreOp::Save, TokenStoreOp::Delete].map(|op| {
+        (
+            TOKEN_STORE_DURATION.with_label_values(&[op.label()]),
+            TOKEN_STORE_ERRORS.with_label_values(&[op.label()]),
+        )
+    })
+});
+
+pub fn auth_decision(outcome: AuthOutcome) {
+    AUTH_DECISION_SERIES[outcome as usize].inc();
+}
+
+pub fn token_store_call(op: TokenStoreOp, seconds: f64, failed: bool) {
+    let (duration, errors) = &TOKEN_STORE_SERIES[op as usize];
+    duration.observe(seconds);
+    if failed {
+        errors.inc();
+    }
+}
+
+pub fn upstream_responded(upstream: &str, seconds: f64) {
+    UPSTREAM_DURATION
+        .with_label_values(&[upstream])
+        .observe(seconds);
+}
+
+pub fn bcrypt_queued(change: i64) {
+    BCRYPT_QUEUE_DEPTH.add(change);
+}
+
+/// The method as a label: the methods RFC 9110 defines, else `other`, so
+/// a client cannot make new series by inventing methods.
+fn method_label(method: &http::Method) -> &'static str {
+    match *method {
+        http::Method::GET => "GET",
+        http::Method::HEAD => "HEAD",
+        http::Method::POST => "POST",
+        http::Method::PUT => "PUT",
+        http::Method::PATCH => "PATCH",
+        http::Method::DELETE => "DELETE",
+        http::Method::OPTIONS => "OPTIONS",
+        http::Method::CONNECT => "CONNECT",
+        http::Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
 /// Registers every metric so each appears (at zero) from the first scrape.
 pub fn register_all() {
+    Lazy::force(&AUTH_DECISIONS);
+    Lazy::force(&TOKEN_STORE_DURATION);
+    Lazy::force(&TOKEN_STORE_ERRORS);
+    Lazy::force(&UPSTREAM_DURATION);
+    BCRYPT_QUEUE_DEPTH.set(0);
+    BUILD_INFO
+        .with_label_values(&[
+            env!("CARGO_PKG_VERSION"),
+            option_env!("PORTCULLIS_COMMIT").unwrap_or("unknown"),
+        ])
+        .set(1);
     Lazy::force(&REQUESTS);
     Lazy::force(&REQUEST_DURATION);
     Lazy::force(&AUTH_FAILURES);
@@ -192,10 +363,14 @@ pub fn register_all() {
     TOKEN_STORE_UP.set(1);
 }
 
-pub fn request_done(route: &str, status: u16, seconds: f64) {
+pub fn request_done(route: &str, method: &http::Method, status: u16, seconds: f64) {
     let mut buffer = itoa_buffer();
     REQUESTS
-        .with_label_values(&[route, status_label(status, &mut buffer)])
+        .with_label_values(&[
+            route,
+            method_label(method),
+            status_label(status, &mut buffer),
+        ])
         .inc();
     REQUEST_DURATION
         .with_label_values(&[route])
@@ -276,5 +451,33 @@ mod tests {
         assert_eq!(status_label(503, &mut buffer), "503");
         assert_eq!(status_label(0, &mut buffer), "000");
         assert_eq!(status_label(1000, &mut buffer), "000");
+    }
+
+    #[test]
+    fn cached_series_carry_their_own_labels() {
+        use prometheus::core::Collector;
+        let labels = |collector: &dyn Collector| -> Vec<String> {
+            collector
+                .collect()
+                .iter()
+                .flat_map(|family| family.get_metric().to_vec())
+                .flat_map(|metric| metric.get_label().to_vec())
+                .map(|pair| pair.value().to_string())
+                .collect()
+        };
+        for outcome in [
+            AuthOutcome::Allowed,
+            AuthOutcome::Public,
+            AuthOutcome::Refused,
+            AuthOutcome::Unavailable,
+        ] {
+            let series = &AUTH_DECISION_SERIES[outcome as usize];
+            assert_eq!(labels(series), [outcome.label()]);
+        }
+        for op in [TokenStoreOp::Find, TokenStoreOp::Save, TokenStoreOp::Delete] {
+            let (duration, errors) = &TOKEN_STORE_SERIES[op as usize];
+            assert_eq!(labels(duration), [op.label()]);
+            assert_eq!(labels(errors), [op.label()]);
+        }
     }
 }

@@ -94,7 +94,7 @@ impl PasswordHasher {
         job: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
         let _admitted = match self.admitted.clone().try_acquire_owned() {
-            Ok(permit) => permit,
+            Ok(permit) => QueuedJob::new(permit),
             Err(TryAcquireError::NoPermits) => return Err(PasswordError::Busy),
             Err(TryAcquireError::Closed) => {
                 return Err(PasswordError::Failed("pool closed".into()))
@@ -167,6 +167,23 @@ fn lower_this_threads_priority() {
         if libc::sched_setscheduler(0, libc::SCHED_IDLE, &parameters) != 0 {
             tracing::debug!("could not put the bcrypt threads in the idle scheduling class");
         }
+    }
+}
+
+/// An admitted job, counted in `portcullis_bcrypt_queue_depth` from
+/// admission until it is done or its requester gave up.
+struct QueuedJob(#[allow(dead_code)] tokio::sync::OwnedSemaphorePermit);
+
+impl QueuedJob {
+    fn new(permit: tokio::sync::OwnedSemaphorePermit) -> Self {
+        crate::metrics::bcrypt_queued(1);
+        QueuedJob(permit)
+    }
+}
+
+impl Drop for QueuedJob {
+    fn drop(&mut self) {
+        crate::metrics::bcrypt_queued(-1);
     }
 }
 

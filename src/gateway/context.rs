@@ -33,6 +33,8 @@ pub struct RequestContext {
     /// The upstream server this request is on (counted in flight until the
     /// context is dropped), the ones that failed it, its retries.
     pub(super) upstream: Attempts,
+    /// When the last upstream server was chosen, for its response time.
+    pub(super) upstream_started: Option<Instant>,
 }
 
 impl RequestContext {
@@ -47,6 +49,7 @@ impl RequestContext {
             peer_trusted: false,
             client_address: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
             upstream: Attempts::default(),
+            upstream_started: None,
         }
     }
 

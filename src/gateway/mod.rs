@@ -36,7 +36,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use crate::auth;
 use crate::connection_guard;
 use crate::forwarding;
-use crate::metrics::{self, AuthFailure};
+use crate::metrics::{self, AuthFailure, AuthOutcome};
 use crate::oauth;
 use crate::owned_headers::OwnedHeader;
 use crate::respond::{self, Reply};
@@ -216,18 +216,29 @@ impl ProxyHttp for Gateway {
                     return Ok(true);
                 }
                 if route.public {
+                    metrics::auth_decision(AuthOutcome::Public);
                     return Ok(false);
                 }
                 match self.authenticate(session).await {
                     Ok(record) if record.has_scopes(&route.required_scopes) => {
+                        metrics::auth_decision(AuthOutcome::Allowed);
                         ctx.identity = Some(record);
                         return Ok(false);
                     }
                     Ok(_) => {
+                        metrics::auth_decision(AuthOutcome::Refused);
                         metrics::auth_failure(AuthFailure::InsufficientScope);
                         respond::insufficient_scope(&route.required_scopes)
                     }
-                    Err(reply) => reply,
+                    Err(reply) => {
+                        let outcome = if reply.status == 503 {
+                            AuthOutcome::Unavailable
+                        } else {
+                            AuthOutcome::Refused
+                        };
+                        metrics::auth_decision(outcome);
+                        reply
+                    }
                 }
             }
         };
@@ -255,6 +266,7 @@ impl ProxyHttp for Gateway {
         if let Some(timeout) = route.read_timeout {
             peer.options.read_timeout = Some(timeout);
         }
+        ctx.upstream_started = Some(std::time::Instant::now());
         Ok(peer)
     }
 
@@ -302,6 +314,9 @@ impl ProxyHttp for Gateway {
     ) -> Result<()> {
         if let Some(pool) = upstream_of(&self.state, ctx.destination) {
             pool.responded(&mut ctx.upstream, upstream_response.status.as_u16());
+            if let Some(started) = ctx.upstream_started {
+                metrics::upstream_responded(pool.name(), started.elapsed().as_secs_f64());
+            }
         }
         Ok(())
     }
@@ -369,7 +384,8 @@ impl ProxyHttp for Gateway {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let elapsed = ctx.started.elapsed();
         let route = route_label(&self.state, ctx.destination);
-        metrics::request_done(route, status, elapsed.as_secs_f64());
+        let method = &session.req_header().method;
+        metrics::request_done(route, method, status, elapsed.as_secs_f64());
         let request = session.req_header();
         tracing::info!(
             target: "portcullis::access",

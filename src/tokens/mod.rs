@@ -21,6 +21,8 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::metrics::TokenStoreOp;
+
 /// A token as handed to a client. Never logged: `Debug` is redacted.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RawToken(String);
@@ -119,6 +121,11 @@ pub fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
+/// Records one call's time, and its failure, in the token-store metrics.
+fn timed<T>(op: TokenStoreOp, started: std::time::Instant, result: &Result<T, TokenStoreError>) {
+    crate::metrics::token_store_call(op, started.elapsed().as_secs_f64(), result.is_err());
+}
+
 /// The configured access-token backend.
 // One value per process: the size of the Redis variant does not matter.
 #[allow(clippy::large_enum_variant)]
@@ -133,10 +140,13 @@ impl TokenStore {
         &self,
         digest: &TokenDigest,
     ) -> Result<Option<AccessRecord>, TokenStoreError> {
+        let started = std::time::Instant::now();
         let record = match self {
-            TokenStore::Memory(store) => store.find_access(digest),
-            TokenStore::Redis(store) => store.find_access(digest).await?,
+            TokenStore::Memory(store) => Ok(store.find_access(digest)),
+            TokenStore::Redis(store) => store.find_access(digest).await,
         };
+        timed(TokenStoreOp::Find, started, &record);
+        let record = record?;
         // Backends expire records themselves; this check guards the seconds
         // between a record's expiry and its eviction.
         Ok(record.filter(|record| record.expires_at > unix_now()))
@@ -148,10 +158,13 @@ impl TokenStore {
         record: &AccessRecord,
     ) -> Result<(), TokenStoreError> {
         let lifetime = Duration::from_secs(record.expires_at.saturating_sub(unix_now()).max(1));
-        match self {
+        let started = std::time::Instant::now();
+        let saved = match self {
             TokenStore::Memory(store) => store.save_access(token.digest(), record.clone()),
             TokenStore::Redis(store) => store.save_access(token, record, lifetime).await,
-        }
+        };
+        timed(TokenStoreOp::Save, started, &saved);
+        saved
     }
 
     /// Revokes access tokens: effective for the very next request on every
@@ -160,13 +173,16 @@ impl TokenStore {
         if digests.is_empty() {
             return Ok(());
         }
-        match self {
+        let started = std::time::Instant::now();
+        let deleted = match self {
             TokenStore::Memory(store) => {
                 store.delete_access(digests);
                 Ok(())
             }
             TokenStore::Redis(store) => store.delete_access(digests).await,
-        }
+        };
+        timed(TokenStoreOp::Delete, started, &deleted);
+        deleted
     }
 
     /// Revokes the tokens a client got for itself (client_credentials):

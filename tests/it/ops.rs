@@ -25,7 +25,7 @@ async fn the_metrics_listener_serves_metrics_liveness_and_readiness() {
     let (status, metrics) = ops(&gateway, "/metrics").await;
     assert_eq!(status, 200);
     assert!(
-        metrics.contains("# TYPE portcullis_client_connections gauge"),
+        metrics.contains("# TYPE portcullis_connections_active gauge"),
         "{metrics}"
     );
     let (status, body) = ops(&gateway, "/healthz").await;

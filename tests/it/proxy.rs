@@ -370,9 +370,16 @@ async fn metrics_count_requests_failures_and_tokens() {
 
     let metrics = gateway.metrics().await;
     for line in [
-        "portcullis_requests_total{route=\"/\",status=\"200\"} 1",
-        "portcullis_requests_total{route=\"/\",status=\"401\"} 2",
-        "portcullis_requests_total{route=\"oauth_token\",status=\"200\"} 1",
+        "portcullis_requests_total{method=\"GET\",route=\"/\",status=\"200\"} 1",
+        "portcullis_requests_total{method=\"GET\",route=\"/\",status=\"401\"} 2",
+        "portcullis_requests_total{method=\"POST\",route=\"oauth_token\",status=\"200\"} 1",
+        "portcullis_auth_decisions_total{outcome=\"allowed\"} 1",
+        "portcullis_auth_decisions_total{outcome=\"refused\"} 2",
+        "portcullis_token_store_duration_seconds_count{op=\"find\"} 2",
+        "portcullis_token_store_duration_seconds_count{op=\"save\"} 1",
+        "portcullis_upstream_duration_seconds_count{upstream=\"app\"} 1",
+        "portcullis_bcrypt_queue_depth 0",
+        "portcullis_build_info{commit=",
         "portcullis_auth_failures_total{reason=\"missing\"} 1",
         "portcullis_auth_failures_total{reason=\"invalid_token\"} 1",
         "portcullis_tokens_issued_total{grant=\"password\"} 1",
