@@ -35,6 +35,10 @@ pub struct RequestContext {
     pub(super) upstream: Attempts,
     /// When the last upstream server was chosen, for its response time.
     pub(super) upstream_started: Option<Instant>,
+    /// How long the token check and the upstream's response head took,
+    /// for the access line.
+    pub(super) auth_time: Option<std::time::Duration>,
+    pub(super) upstream_time: Option<std::time::Duration>,
 }
 
 impl RequestContext {
@@ -50,6 +54,8 @@ impl RequestContext {
             client_address: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
             upstream: Attempts::default(),
             upstream_started: None,
+            auth_time: None,
+            upstream_time: None,
         }
     }
 

@@ -219,7 +219,10 @@ impl ProxyHttp for Gateway {
                     metrics::auth_decision(AuthOutcome::Public);
                     return Ok(false);
                 }
-                match self.authenticate(session).await {
+                let checking = std::time::Instant::now();
+                let checked = self.authenticate(session).await;
+                ctx.auth_time = Some(checking.elapsed());
+                match checked {
                     Ok(record) if record.has_scopes(&route.required_scopes) => {
                         metrics::auth_decision(AuthOutcome::Allowed);
                         ctx.identity = Some(record);
@@ -315,7 +318,9 @@ impl ProxyHttp for Gateway {
         if let Some(pool) = upstream_of(&self.state, ctx.destination) {
             pool.responded(&mut ctx.upstream, upstream_response.status.as_u16());
             if let Some(started) = ctx.upstream_started {
-                metrics::upstream_responded(pool.name(), started.elapsed().as_secs_f64());
+                let took = started.elapsed();
+                ctx.upstream_time = Some(took);
+                metrics::upstream_responded(pool.name(), took.as_secs_f64());
             }
         }
         Ok(())
@@ -394,6 +399,9 @@ impl ProxyHttp for Gateway {
             status,
             duration = %format_args!("{:.3}ms", elapsed.as_secs_f64() * 1000.0),
             route,
+            upstream = %Shown(ctx.upstream.server()),
+            auth_duration = %Millis(ctx.auth_time),
+            upstream_duration = %Millis(ctx.upstream_time),
             user_id = ctx.identity.as_ref().and_then(|r| r.user_id.as_deref()).unwrap_or("-"),
             request_id = ctx.request_id(),
             error = error.map(|e| e.etype().as_str()).unwrap_or("-"),
@@ -411,5 +419,30 @@ impl ProxyHttp for Gateway {
         // Upstream failures are already in the access log line with status
         // 502; Pingora's own ERROR line would repeat it.
         matches!(error.esource(), ErrorSource::Upstream)
+    }
+}
+
+/// A value for the access line, `-` when there is none, formatted only
+/// when the line is written.
+struct Shown<T>(Option<T>);
+
+impl<T: std::fmt::Display> std::fmt::Display for Shown<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(value) => value.fmt(f),
+            None => f.write_str("-"),
+        }
+    }
+}
+
+/// A duration for the access line, in milliseconds like `duration`.
+struct Millis(Option<std::time::Duration>);
+
+impl std::fmt::Display for Millis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(took) => write!(f, "{:.3}ms", took.as_secs_f64() * 1000.0),
+            None => f.write_str("-"),
+        }
     }
 }

@@ -98,6 +98,14 @@ async fn json_logs_are_one_object_per_line_without_secrets() {
     assert_eq!(access["status"], 200);
     assert_eq!(access["method"], "GET");
     assert_eq!(access["route"], "/");
+    assert_eq!(access["upstream"], upstream.address.to_string());
+    for timing in ["duration", "auth_duration", "upstream_duration"] {
+        let value = access[timing].as_str().unwrap_or_default();
+        assert!(
+            value.ends_with("ms") && value.len() > 2,
+            "{timing}: {access}"
+        );
+    }
     assert_eq!(access["user_id"], session.user_id.as_str());
     assert_eq!(access["request_id"].as_str().map(str::len), Some(32));
     for secret in [&session.tokens.access_token, &session.tokens.refresh_token] {
