@@ -169,6 +169,7 @@ fn pingora_conf(config: &Config) -> ServerConf {
         daemon: false,
         pid_file: config.data_dir.join("portcullis.pid").display().to_string(),
         upgrade_sock: config.data_dir.join("upgrade.sock").display().to_string(),
+        upstream_keepalive_pool_size: config.server.upstream_keepalive_pool_size,
         ..ServerConf::default()
     }
 }

@@ -148,6 +148,10 @@ pub struct FileUpstream {
     /// How often names in `servers` are looked up again.
     #[serde(default = "super::file_upstream::default_resolve_interval_seconds")]
     pub resolve_interval_seconds: u64,
+    /// Close a pooled keep-alive connection to this upstream after it was
+    /// idle this long (default: kept until the server closes it).
+    #[serde(default)]
+    pub idle_timeout_ms: Option<u64>,
 }
 
 pub(super) fn default_connect_timeout_ms() -> u64 {
@@ -415,6 +419,9 @@ pub struct FileServer {
     pub http2_max_concurrent_streams: u32,
     /// Also send RFC 7239 `Forwarded` upstream, beside `X-Forwarded-*`.
     pub forwarded_header: bool,
+    /// Idle keep-alive connections to upstreams kept, across upstreams; 0
+    /// keeps none (every request connects).
+    pub upstream_keepalive_pool_size: usize,
 }
 
 impl Default for FileServer {
@@ -429,6 +436,7 @@ impl Default for FileServer {
             request_head_timeout_seconds: 15,
             http2_max_concurrent_streams: 100,
             forwarded_header: true,
+            upstream_keepalive_pool_size: 128,
         }
     }
 }

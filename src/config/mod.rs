@@ -152,6 +152,7 @@ pub struct ServerConfig {
     pub connection_limits: crate::connection_guard::ConnectionLimits,
     pub http2_max_concurrent_streams: u32,
     pub forwarded_header: bool,
+    pub upstream_keepalive_pool_size: usize,
 }
 
 /// `scheme://user:password@host/…` → `scheme://***@host/…`: URIs carry

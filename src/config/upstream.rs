@@ -22,6 +22,8 @@ pub struct Upstream {
     /// Retries of an idempotent request the upstream reset before answering.
     pub retries: u32,
     pub resolve_interval: Duration,
+    /// Pooled keep-alive connections idle this long are closed.
+    pub idle_timeout: Option<Duration>,
 }
 
 /// One entry of `servers`.

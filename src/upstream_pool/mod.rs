@@ -53,6 +53,7 @@ pub struct UpstreamPool {
     sni: String,
     connect_timeout: std::time::Duration,
     read_timeout: std::time::Duration,
+    idle_timeout: Option<std::time::Duration>,
     /// `Some` with consistent hashing.
     hash_on: Option<HashOn>,
     passive: PassivePolicy,
@@ -108,6 +109,7 @@ impl UpstreamPool {
             sni: upstream.sni,
             connect_timeout: upstream.connect_timeout,
             read_timeout: upstream.read_timeout,
+            idle_timeout: upstream.idle_timeout,
             passive: upstream.passive,
             retries: upstream.retries,
             balancer,
@@ -152,6 +154,7 @@ impl UpstreamPool {
         let mut peer = HttpPeer::new(address, self.tls, self.sni.clone());
         peer.options.connection_timeout = Some(self.connect_timeout);
         peer.options.read_timeout = Some(self.read_timeout);
+        peer.options.idle_timeout = self.idle_timeout;
         Ok(Box::new(peer))
     }
 

@@ -32,6 +32,7 @@ fn upstream(servers: &[&str], selection: Selection) -> Upstream {
         },
         retries: 1,
         resolve_interval: Duration::from_secs(30),
+        idle_timeout: Some(Duration::from_secs(9)),
     }
 }
 
@@ -103,6 +104,7 @@ async fn peers_carry_the_upstreams_settings() {
         Some(Duration::from_millis(250))
     );
     assert_eq!(peer.options.read_timeout, Some(Duration::from_secs(7)));
+    assert_eq!(peer.options.idle_timeout, Some(Duration::from_secs(9)));
 }
 
 #[tokio::test]

@@ -51,5 +51,6 @@ pub(super) fn check_server(problems: &mut Problems, server: FileServer) -> Serve
         },
         http2_max_concurrent_streams: server.http2_max_concurrent_streams,
         forwarded_header: server.forwarded_header,
+        upstream_keepalive_pool_size: server.upstream_keepalive_pool_size,
     }
 }

@@ -43,6 +43,12 @@ pub(super) fn check_upstreams(
 fn check_upstream(problems: &mut Problems, name: String, file: FileUpstream) -> Upstream {
     let path = format!("upstreams.{name}");
     let servers = check_servers(problems, &path, &file.servers);
+    if file.idle_timeout_ms == Some(0) {
+        problems.add(
+            format!("{path}.idle_timeout_ms"),
+            "must be greater than zero; leave it out to keep idle connections",
+        );
+    }
     if file.connect_timeout_ms == 0 || file.read_timeout_ms == 0 {
         problems.add(&path, "timeouts must be greater than zero");
     }
@@ -79,6 +85,7 @@ fn check_upstream(problems: &mut Problems, name: String, file: FileUpstream) -> 
         passive,
         retries: file.retries,
         resolve_interval: Duration::from_secs(file.resolve_interval_seconds),
+        idle_timeout: file.idle_timeout_ms.map(Duration::from_millis),
     }
 }
 
