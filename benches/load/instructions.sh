@@ -43,7 +43,8 @@ upstreams:
 routes:
   - {path_prefix: /public, upstream: app, public: true}
   - {path_prefix: /api, upstream: app}
-oauth: {bcrypt_cost: 4}
+# The benchmark signs in over plain HTTP on loopback.
+oauth: {bcrypt_cost: 4, allow_plaintext: true}
 tokens: {kind: redis, redis: {url: "redis://127.0.0.1:$REDIS_PORT/0"}}
 server: {threads: 2, grace_period_seconds: 0, shutdown_timeout_seconds: 1}
 EOF

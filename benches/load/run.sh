@@ -88,6 +88,8 @@ routes:
   - {path_prefix: /public, upstream: app, public: true}
   - {path_prefix: /api, upstream: app}
 oauth:
+  # The load generators sign in over plain HTTP on loopback.
+  allow_plaintext: true
   bcrypt_cost: $3${4:+
   bcrypt_workers: $4}
 tokens: $tokens
