@@ -129,12 +129,7 @@ async fn redis_down_fails_closed_and_recovers() {
         assert_eq!(json(response).await["error"], "temporarily_unavailable");
     }
     let login = gateway
-        .token_request(&[
-            ("grant_type", "password"),
-            ("client_id", &session.client_id),
-            ("username", "jonas"),
-            ("password", "pass"),
-        ])
+        .password_grant(&session.client_id, "jonas", "pass")
         .await;
     assert_eq!(login.status(), 503);
     assert_eq!(json(login).await["error"], "temporarily_unavailable");
@@ -163,12 +158,7 @@ async fn redis_down_fails_closed_and_recovers() {
     let mut fresh = None;
     for _ in 0..20 {
         let response = gateway
-            .token_request(&[
-                ("grant_type", "password"),
-                ("client_id", &session.client_id),
-                ("username", "jonas"),
-                ("password", "pass"),
-            ])
+            .password_grant(&session.client_id, "jonas", "pass")
             .await;
         match response.status().as_u16() {
             200 => {

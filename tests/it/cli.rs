@@ -105,12 +105,7 @@ async fn cli_writes_are_seen_by_a_running_gateway() {
     );
     assert!(passwd.status.success());
     let old = gateway
-        .token_request(&[
-            ("grant_type", "password"),
-            ("client_id", &session.client_id),
-            ("username", "jonas"),
-            ("password", "pass"),
-        ])
+        .password_grant(&session.client_id, "jonas", "pass")
         .await;
     assert_eq!(old.status(), 400);
     gateway.login(&session.client_id, "jonas", "changed").await;

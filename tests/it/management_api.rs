@@ -359,12 +359,7 @@ async fn users_and_their_sessions(backends: Backends) {
         "{name}"
     );
     let refused = gateway
-        .token_request(&[
-            ("grant_type", "password"),
-            ("client_id", &client_id),
-            ("username", "jonas"),
-            ("password", "another-password"),
-        ])
+        .password_grant(&client_id, "jonas", "another-password")
         .await;
     assert_eq!(refused.status(), 400);
     admin

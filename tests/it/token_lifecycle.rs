@@ -44,14 +44,7 @@ async fn revoking_a_rotated_refresh_token_ends_the_family(backends: Backends) {
     assert_eq!(gateway.get_status("/x", new_access).await, 200, "{name}");
 
     let response = gateway
-        .post_form(
-            "/oauth/revoke",
-            None,
-            &[
-                ("client_id", &session.client_id),
-                ("token", &session.tokens.refresh_token),
-            ],
-        )
+        .revoke(&session.client_id, &session.tokens.refresh_token)
         .await;
     assert_eq!(response.status(), 200, "{name}");
     assert_eq!(gateway.get_status("/x", new_access).await, 401, "{name}");
@@ -226,12 +219,7 @@ async fn the_memory_token_store_is_bounded_and_refuses_rather_than_forgets() {
         );
     }
     let refused = gateway
-        .token_request(&[
-            ("grant_type", "password"),
-            ("client_id", &session.client_id),
-            ("username", "jonas"),
-            ("password", "pass"),
-        ])
+        .password_grant(&session.client_id, "jonas", "pass")
         .await;
     assert_eq!(refused.status(), 503);
     assert!(refused.headers().contains_key("retry-after"));
@@ -239,13 +227,7 @@ async fn the_memory_token_store_is_bounded_and_refuses_rather_than_forgets() {
         assert_eq!(gateway.get_status("/x", token).await, 200);
     }
     // Revoking one makes room.
-    let response = gateway
-        .post_form(
-            "/oauth/revoke",
-            None,
-            &[("client_id", &session.client_id), ("token", &held[0])],
-        )
-        .await;
+    let response = gateway.revoke(&session.client_id, &held[0]).await;
     assert_eq!(response.status(), 200);
     gateway.login(&session.client_id, "jonas", "pass").await;
 }
@@ -311,14 +293,7 @@ async fn legacy_plain_keys_are_revoked_with_their_token() {
     assert_eq!(plain.as_deref(), Some(session.user_id.as_str()));
 
     let response = gateway
-        .post_form(
-            "/oauth/revoke",
-            None,
-            &[
-                ("client_id", &session.client_id),
-                ("token", &session.tokens.access_token),
-            ],
-        )
+        .revoke(&session.client_id, &session.tokens.access_token)
         .await;
     assert_eq!(response.status(), 200);
     let plain: Option<String> = redis::cmd("GET")
@@ -467,12 +442,7 @@ async fn concurrent_wrong_passwords_get_at_most_max_failures_bcrypts(backends: B
     assert_eq!((checked, refused), (5, 15), "{name}: {statuses:?}");
     // Locked now: even the right password waits.
     let locked = gateway
-        .token_request(&[
-            ("grant_type", "password"),
-            ("client_id", &session.client_id),
-            ("username", "jonas"),
-            ("password", "pass"),
-        ])
+        .password_grant(&session.client_id, "jonas", "pass")
         .await;
     assert_eq!(locked.status(), 429, "{name}");
 }
@@ -555,14 +525,7 @@ async fn a_typed_username_is_stored_and_logged_only_as_a_keyed_hash() {
     let client_id = gateway.create_client("ios app");
     // A password typed into the username field, by mistake.
     let typed = "correct-horse-battery";
-    let response = gateway
-        .token_request(&[
-            ("grant_type", "password"),
-            ("client_id", &client_id),
-            ("username", typed),
-            ("password", "x"),
-        ])
-        .await;
+    let response = gateway.password_grant(&client_id, typed, "x").await;
     assert_eq!(response.status(), 400);
     let plain_digest = hex::encode(sha2::Sha256::digest(typed.as_bytes()));
     let mut connection = redis.connection().await;

@@ -308,16 +308,35 @@ management:
         self.get_with_token(path, token).await.status().as_u16()
     }
 
+    /// A password grant, whatever it answers.
+    pub async fn password_grant(
+        &self,
+        client_id: &str,
+        username: &str,
+        password: &str,
+    ) -> reqwest::Response {
+        self.token_request(&[
+            ("grant_type", "password"),
+            ("client_id", client_id),
+            ("username", username),
+            ("password", password),
+        ])
+        .await
+    }
+
+    /// RFC 7009 revocation by a public client.
+    pub async fn revoke(&self, client_id: &str, token: &str) -> reqwest::Response {
+        self.post_form(
+            "/oauth/revoke",
+            None,
+            &[("client_id", client_id), ("token", token)],
+        )
+        .await
+    }
+
     /// Password grant that must succeed.
     pub async fn login(&self, client_id: &str, username: &str, password: &str) -> IssuedTokens {
-        let response = self
-            .token_request(&[
-                ("grant_type", "password"),
-                ("client_id", client_id),
-                ("username", username),
-                ("password", password),
-            ])
-            .await;
+        let response = self.password_grant(client_id, username, password).await;
         let status = response.status();
         let body: Value = response.json().await.unwrap();
         assert_eq!(status, 200, "sign-in failed: {body}");
