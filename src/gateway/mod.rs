@@ -320,7 +320,7 @@ impl ProxyHttp for Gateway {
             if let Some(started) = ctx.upstream_started {
                 let took = started.elapsed();
                 ctx.upstream_time = Some(took);
-                metrics::upstream_responded(pool.name(), took.as_secs_f64());
+                pool.responded_after(took);
             }
         }
         Ok(())

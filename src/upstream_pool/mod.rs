@@ -58,6 +58,8 @@ pub struct UpstreamPool {
     hash_on: Option<HashOn>,
     passive: PassivePolicy,
     retries: u32,
+    /// `portcullis_upstream_duration_seconds` of this upstream.
+    response_time: prometheus::Histogram,
     /// The servers as written: the `server` label of the health gauge.
     entries: Vec<String>,
     balancer: Balancer,
@@ -104,6 +106,7 @@ impl UpstreamPool {
                 .iter()
                 .map(|s| s.address.to_string())
                 .collect(),
+            response_time: crate::metrics::upstream_duration(&upstream.name),
             name: upstream.name,
             tls: upstream.tls,
             sni: upstream.sni,
@@ -114,6 +117,11 @@ impl UpstreamPool {
             retries: upstream.retries,
             balancer,
         })
+    }
+
+    /// Records how long the chosen server took to its response head.
+    pub fn responded_after(&self, took: std::time::Duration) {
+        self.response_time.observe(took.as_secs_f64());
     }
 
     pub fn name(&self) -> &str {
