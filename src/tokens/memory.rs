@@ -185,22 +185,33 @@ mod tests {
         assert_eq!(store.len(), 0);
     }
 
+    /// The `n`th distinct digest, in shard `n % SHARDS`: the test decides
+    /// where records land instead of leaving it to chance.
+    fn digest_in_turn(n: usize) -> TokenDigest {
+        let mut bytes = [0u8; 32];
+        bytes[0] = (n % SHARDS) as u8;
+        bytes[1..9].copy_from_slice(&(n as u64).to_be_bytes());
+        TokenDigest(bytes)
+    }
+
     #[test]
     fn expired_records_are_swept_a_shard_at_a_time() {
         let store = MemoryTokens::new(1_000_000);
         let expired = (SWEEP_EVERY * SHARDS as u64) as usize;
-        for _ in 0..expired {
+        for n in 0..expired {
             store
-                .save_access(RawToken::generate().digest(), record(unix_now() - 1))
+                .save_access(digest_in_turn(n), record(unix_now() - 1))
                 .unwrap();
         }
         // Each sweep took one shard; after a whole round, each shard has
-        // been swept once, and holds only what was saved after its turn.
+        // been swept once, and holds only what was saved after its turn:
+        // shard k was swept at save 64(k+1) and then got 63 - k records,
+        // and the last shard, swept by the last save, got that save's.
         let held = store.len();
-        assert!(held < expired / 2, "{held} of {expired} left");
-        for _ in 0..expired {
+        assert_eq!(held, (0..SHARDS).map(|k| SHARDS - 1 - k).sum::<usize>() + 1);
+        for n in expired..2 * expired {
             store
-                .save_access(RawToken::generate().digest(), record(unix_now() + 60))
+                .save_access(digest_in_turn(n), record(unix_now() + 60))
                 .unwrap();
         }
         // The second round swept every expired record of the first.
