@@ -124,6 +124,9 @@ fn create_key_file(path: &Path) -> anyhow::Result<Vec<u8>> {
 
 pub struct AdminAuth {
     username: String,
+    /// As configured (a hash, or the environment's password): a reload
+    /// keeps this administrator, and its verified cache, while they stand.
+    configured: AdminSecret,
     password_hash: String,
     csrf_token: String,
     verified: Mutex<HashMap<[u8; 32], Instant>>,
@@ -151,6 +154,7 @@ impl AdminAuth {
         };
         Ok(AdminAuth {
             username: credentials.username.clone(),
+            configured: credentials.secret.clone(),
             password_hash,
             csrf_token: csrf_key.token_for(&credentials.username),
             verified: Mutex::new(HashMap::new()),
@@ -159,6 +163,11 @@ impl AdminAuth {
 
     pub fn username(&self) -> &str {
         &self.username
+    }
+
+    /// Whether `credentials` are the ones this administrator was made from.
+    pub fn has_credentials(&self, credentials: &AdminCredentials) -> bool {
+        self.username == credentials.username && self.configured == credentials.secret
     }
 
     pub fn csrf_token(&self) -> &str {

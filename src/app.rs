@@ -16,7 +16,7 @@ use pingora::proxy::HttpProxy;
 use pingora::server::configuration::ServerConf;
 use pingora::services::listening::Service;
 
-use crate::admin_auth::{AdminAuth, CsrfKey};
+use crate::admin_auth::CsrfKey;
 use crate::config::{Config, StoreConfig, TokenConfig};
 use crate::connection_guard::GuardedApp;
 use crate::gateway::{Gateway, ListenerRole};
@@ -28,14 +28,16 @@ use crate::rate_limit::memory::MemoryRateLimit;
 use crate::rate_limit::redis::RedisRateLimit;
 use crate::rate_limit::RateLimiter;
 
-use crate::state::AppState;
+use crate::reload::Reloader;
+use crate::state::{AppState, LiveState, Services};
 use crate::store::embedded::EmbeddedStore;
 use crate::store::mongo::MongoStore;
 use crate::store::{Store, StoreError};
+use crate::tls::ListenerCertificate;
 use crate::tokens::memory::MemoryTokens;
 use crate::tokens::redis::RedisTokens;
 use crate::tokens::TokenStore;
-use crate::upstream_pool::{Maintenance, Resolve, SystemResolver, UpstreamPool};
+use crate::upstream_pool::{Maintenance, SystemResolver};
 
 /// Opens the configured user store. MongoDB is connected lazily; see
 /// [`check_backends`] for the startup check.
@@ -174,14 +176,8 @@ fn pingora_conf(config: &Config) -> ServerConf {
     }
 }
 
-/// Builds the shared state from a checked configuration.
-pub fn build_state(config: Config) -> Result<AppState> {
-    let router = config.router();
-    let upstreams = upstream_pools(&config)?;
-    let store = open_store(&config.store)?;
-    let tokens = open_tokens(&config)?;
-    let lockout = open_lockout(&config)?;
-    let rate_limiter = open_rate_limiter(&config)?;
+/// The stores, hasher and CSRF key: made once, kept across reloads.
+pub fn build_services(config: &Config) -> Result<Services> {
     let hasher = PasswordHasher::new(
         config.oauth.bcrypt_cost,
         config.oauth.bcrypt_workers,
@@ -190,80 +186,55 @@ pub fn build_state(config: Config) -> Result<AppState> {
     hasher
         .prepare_decoy()
         .map_err(|e| anyhow!("cannot prepare the password hasher: {e}"))?;
-    let admin = admin_auth(&config)?;
-    let mut route_scopes: Vec<String> = config
-        .routes
-        .iter()
-        .flat_map(|route| route.required_scopes.iter().cloned())
-        .collect();
-    route_scopes.sort();
-    route_scopes.dedup();
-    Ok(AppState {
-        admin,
-        route_scopes,
-        config,
-        router,
-        upstreams,
-        store,
-        tokens,
-        lockout,
-        rate_limiter,
+    Ok(Services {
+        store: open_store(&config.store)?,
+        tokens: open_tokens(config)?,
+        lockout: open_lockout(config)?,
+        rate_limiter: open_rate_limiter(config)?,
         hasher,
+        csrf_key: CsrfKey::load(config.management.csrf_secret.as_deref(), &config.data_dir)?,
+        resolver: Arc::new(SystemResolver),
     })
 }
 
-/// The upstreams, their names looked up once before serving: a name that
-/// does not resolve is a warning and a server out of rotation, since the
-/// containers behind it may start after the gateway.
-fn upstream_pools(config: &Config) -> Result<Vec<Arc<UpstreamPool>>> {
-    let resolver: Arc<dyn Resolve> = Arc::new(SystemResolver);
-    let pools = config
-        .upstreams
-        .iter()
-        .map(|upstream| {
-            UpstreamPool::new(upstream.clone(), resolver.clone())
-                .map(Arc::new)
-                .map_err(|e| anyhow!("upstreams.{}.health_check: {e}", upstream.name))
-        })
-        .collect::<Result<Vec<_>>>()?;
+/// Builds the first state from a checked configuration, its upstream names
+/// looked up once before serving: a name that does not resolve is a
+/// warning and a server out of rotation, since the containers behind it
+/// may start after the gateway.
+pub fn build_state(config: Config, config_hash: String) -> Result<AppState> {
+    let services = Arc::new(build_services(&config)?);
+    let (state, pools) = AppState::build(config, config_hash, services, None)?;
     block_on(async {
         for pool in &pools {
             pool.resolve().await;
         }
         Ok(())
     })?;
-    Ok(pools)
-}
-
-/// The administrator, when one is configured, with the key of the page's
-/// CSRF tokens (made in `data_dir` on first start unless configured).
-fn admin_auth(config: &Config) -> Result<Option<AdminAuth>> {
-    let Some(credentials) = &config.management.admin else {
-        return Ok(None);
-    };
-    let csrf_key = CsrfKey::load(config.management.csrf_secret.as_deref(), &config.data_dir)?;
-    AdminAuth::new(credentials, config.oauth.bcrypt_cost, &csrf_key)
-        .context("cannot hash PORTCULLIS_ADMIN_PASSWORD")
-        .map(Some)
+    Ok(state)
 }
 
 /// The gateway's proxy for one set of listeners, inside the connection
 /// guard (cap on connections, request-head deadline), with bounded HTTP/2.
 fn guarded_gateway_service(
     server: &Server,
-    state: &Arc<AppState>,
+    live: &Arc<LiveState>,
     role: ListenerRole,
     name: &str,
 ) -> Service<GuardedApp<HttpProxy<Gateway>>> {
     let gateway = Gateway {
-        state: state.clone(),
+        live: live.clone(),
         role,
     };
+    // Restart-only settings (see config::keep_restart_only): read once.
+    let server_config = live.current().config.server.clone();
     let mut proxy = pingora::proxy::http_proxy(&server.configuration, gateway);
-    proxy.h2_options = Some(http2_options(
-        state.config.server.http2_max_concurrent_streams,
-    ));
-    let guarded = GuardedApp::new(proxy, state.config.server.connection_limits);
+    proxy.h2_options = Some(http2_options(server_config.http2_max_concurrent_streams));
+    // Pingora ends the runtimes a grace period after shutdown begins: the
+    // drain must end first for the last requests to be answered.
+    let drain = std::time::Duration::from_millis(
+        (server_config.grace_period_seconds * 1000).saturating_sub(500),
+    );
+    let guarded = GuardedApp::new(proxy, server_config.connection_limits, drain);
     let filter = guarded.filter();
     let mut service = Service::new(name.to_string(), guarded);
     service.set_connection_filter(filter);
@@ -284,9 +255,36 @@ fn http2_options(max_concurrent_streams: u32) -> pingora::protocols::http::v2::s
     options
 }
 
+/// How `serve` starts.
+pub struct Launch {
+    pub config: Config,
+    /// Hex SHA-256 of the file `config` was read from.
+    pub config_hash: String,
+    /// The file, read again on SIGHUP.
+    pub config_path: std::path::PathBuf,
+    /// `serve --upgrade`: take the listening sockets of the running
+    /// gateway (Pingora's graceful upgrade) instead of binding them.
+    pub upgrade: bool,
+}
+
 /// Starts the gateway. Returns only on a startup failure.
-pub fn serve(config: Config) -> Result<()> {
-    check_addresses_free(&config)?;
+pub fn serve(launch: Launch) -> Result<()> {
+    let Launch {
+        config,
+        config_hash,
+        config_path,
+        upgrade,
+    } = launch;
+    // Until the reloader listens for it, SIGHUP's default would end the
+    // process: ignored instead, so an early reload is a no-op, not a crash.
+    // SAFETY: setting a signal's disposition to SIG_IGN has no handler to run.
+    unsafe {
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+    }
+    if !upgrade {
+        // The sockets are the running gateway's, handed over on SIGQUIT.
+        check_addresses_free(&config)?;
+    }
     std::fs::create_dir_all(&config.data_dir).with_context(|| {
         format!(
             "cannot create the data folder `{}` (data_dir)",
@@ -294,34 +292,39 @@ pub fn serve(config: Config) -> Result<()> {
         )
     })?;
     let certificate = match &config.https {
-        Some(https) => Some(crate::tls::certificate_pair(
-            https.certificate.as_ref(),
-            &config.data_dir,
-        )?),
+        Some(_) => Some(Arc::new(ListenerCertificate::new(
+            crate::reload::listener_certificate(&config)?,
+        ))),
         None => None,
     };
     check_backends(&config)?;
     crate::metrics::register_all();
+    crate::metrics::running_config(&config_hash);
 
-    let mut server = Server::new_with_opt_and_conf(None, pingora_conf(&config));
+    let options = pingora::server::configuration::Opt {
+        upgrade,
+        ..Default::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(Some(options), pingora_conf(&config));
     server.bootstrap();
 
     let listeners = (config.http, config.https.clone(), config.metrics);
-    let state = Arc::new(build_state(config)?);
+    let live = Arc::new(LiveState::new(build_state(config, config_hash)?));
+    let state = live.current();
     if state.config.oauth.metadata && state.config.oauth.issuer.is_none() {
         tracing::warn!("oauth.issuer is not set: the metadata document names its issuer and endpoints after each request's Host; set oauth.issuer to the gateway's public https:// URL");
     }
-    let mut proxy = guarded_gateway_service(&server, &state, ListenerRole::Public, "portcullis");
+    let mut proxy = guarded_gateway_service(&server, &live, ListenerRole::Public, "portcullis");
     if let Some(address) = listeners.0 {
         proxy.add_tcp(&address.to_string());
         tracing::info!(%address, "listening for HTTP");
     }
-    if let (Some(https), Some(pair)) = (listeners.1, certificate) {
-        let mut tls = TlsSettings::intermediate(
-            &pair.certificate.display().to_string(),
-            &pair.private_key.display().to_string(),
-        )
-        .map_err(|e| anyhow!("cannot load the TLS certificate or key: {e}"))?;
+    if let (Some(https), Some(certificate)) = (listeners.1, &certificate) {
+        // No paths: the resolver gives the certificate at each handshake,
+        // and a reload replaces it there.
+        let mut tls =
+            TlsSettings::intermediate("", "").map_err(|e| anyhow!("cannot set up TLS: {e}"))?;
+        tls.set_cert_resolver(certificate.clone());
         if https.http2 {
             tls.enable_h2();
         }
@@ -332,19 +335,27 @@ pub fn serve(config: Config) -> Result<()> {
     server.add_service(pingora::services::background::background_service(
         "upstream maintenance",
         Maintenance {
-            pools: state.upstreams.clone(),
+            pools: live.pools(),
         },
     ));
     server.add_service(pingora::services::background::background_service(
         "session sweeper",
         crate::sweeper::SessionSweeper {
-            state: state.clone(),
+            services: state.services.clone(),
+        },
+    ));
+    server.add_service(pingora::services::background::background_service(
+        "configuration reload",
+        Reloader {
+            live: live.clone(),
+            config_path,
+            certificate,
         },
     ));
     if let Some(address) = state.config.management.address {
         let mut management = guarded_gateway_service(
             &server,
-            &state,
+            &live,
             ListenerRole::Management,
             "portcullis management",
         );
@@ -354,7 +365,7 @@ pub fn serve(config: Config) -> Result<()> {
     }
     let control_socket = crate::control_socket::socket_path(&state.config.data_dir);
     let mut control =
-        guarded_gateway_service(&server, &state, ListenerRole::Control, "portcullis control");
+        guarded_gateway_service(&server, &live, ListenerRole::Control, "portcullis control");
     control.add_uds(
         &control_socket.display().to_string(),
         Some(std::fs::Permissions::from_mode(0o600)),
@@ -362,9 +373,7 @@ pub fn serve(config: Config) -> Result<()> {
     server.add_service(control);
     tracing::info!(path = %control_socket.display(), "serving the CLI on the control socket");
     if let Some(address) = listeners.2 {
-        let ops = crate::ops_listener::OpsApp {
-            state: state.clone(),
-        };
+        let ops = crate::ops_listener::OpsApp { live: live.clone() };
         let mut metrics = Service::new(
             "portcullis metrics".to_string(),
             pingora::apps::http_app::HttpServer::new_app(ops),
@@ -373,5 +382,6 @@ pub fn serve(config: Config) -> Result<()> {
         server.add_service(metrics);
         tracing::info!(%address, "serving Prometheus metrics");
     }
+    drop(state);
     server.run_forever()
 }

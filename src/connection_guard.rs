@@ -13,8 +13,17 @@
 //!   ([`head_complete`]); [`request_done`] re-arms it. A connection past its
 //!   deadline is closed.
 //!
-//! Both live in [`GuardedStream`], a wrapper around Pingora's stream that
-//! [`GuardedApp`] puts on each new connection. HTTP/2 connections are counted
+//! - **A drain before shutdown.** Pingora drops idle keep-alive connections
+//!   the moment its cleanup runs, which races a client's next request on
+//!   them: the request is lost mid-send (a reset, or an incomplete answer).
+//!   [`GuardedApp`] first marks the process [`draining`], so that each such
+//!   connection carries one more request, answered with `Connection: close`,
+//!   and waits (up to the grace period) for the connections to go. Clients
+//!   then move between requests: to the new process of a graceful upgrade,
+//!   or to another instance.
+//!
+//! The first two live in [`GuardedStream`], a wrapper around Pingora's
+//! stream that [`GuardedApp`] puts on each new connection. HTTP/2 connections are counted
 //! but have no head clock: their streams share one connection, and the h2
 //! layer bounds them (concurrent streams, reset budget, header list size).
 
@@ -22,7 +31,7 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -43,7 +52,7 @@ use tokio::time::{Instant, Sleep};
 use crate::metrics;
 
 /// The limits, from `server` in gateway.yaml.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionLimits {
     pub max_connections: usize,
     pub request_head_timeout: Duration,
@@ -106,14 +115,30 @@ pub struct GuardedApp<A> {
     app: Arc<A>,
     open: Arc<OpenConnections>,
     limits: ConnectionLimits,
+    /// How long shutdown waits for connections to finish their requests.
+    drain: Duration,
 }
 
+/// Set once shutdown begins: every response from then on closes its
+/// connection.
+static DRAINING: AtomicBool = AtomicBool::new(false);
+
+/// Whether the process is shutting down: the gateway answers with
+/// `Connection: close` (see the module's documentation).
+pub fn draining() -> bool {
+    DRAINING.load(Ordering::Relaxed)
+}
+
+/// How often the drain looks at the open connections.
+const DRAIN_POLL: Duration = Duration::from_millis(20);
+
 impl<A> GuardedApp<A> {
-    pub fn new(app: A, limits: ConnectionLimits) -> Self {
+    pub fn new(app: A, limits: ConnectionLimits, drain: Duration) -> Self {
         GuardedApp {
             app: Arc::new(app),
             open: Arc::default(),
             limits,
+            drain,
         }
     }
 
@@ -150,7 +175,14 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for GuardedApp<A> {
         self.app.process_new(stream, shutdown).await
     }
 
+    /// Runs when the listeners have stopped accepting: drain, then let
+    /// Pingora close what is left.
     async fn cleanup(&self) {
+        DRAINING.store(true, Ordering::Relaxed);
+        let deadline = Instant::now() + self.drain;
+        while self.open.count() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(DRAIN_POLL).await;
+        }
         self.app.cleanup().await
     }
 }

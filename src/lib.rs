@@ -6,7 +6,8 @@
 //! `forwarding`, `client_address`, `tokens` and `redis_connection` (the hot
 //! path), `respond`, `body`; then `oauth` (the authorization server),
 //! `sessions`, `store`, `lockout`, `rate_limit`, `password`, `clock`;
-//! `management`, `admin_auth`, `accounts`; and around them `sweeper`,
+//! `management`, `admin_auth`, `accounts`; and around them `reload`,
+//! `sweeper`,
 //! `metrics`, `log_writer`, `log_format`, `tls`, `cli` with
 //! `control_socket`. ARCHITECTURE.md maps each.
 //! (rustfmt keeps the declarations below in alphabetical order.)
@@ -61,6 +62,8 @@ pub mod password;
 pub mod rate_limit;
 /// The lazily made, bounded, self-healing Redis connection.
 pub mod redis_connection;
+/// SIGHUP: read gateway.yaml again and swap it in whole; the pid file.
+pub mod reload;
 /// Request-target and Host checks, path normalization (pure).
 pub mod request_target;
 /// The one writer of responses the gateway makes itself.
@@ -69,7 +72,7 @@ pub mod respond;
 pub mod route;
 /// The session lifecycle: ending sessions, rotation, retries (pure steps).
 pub mod sessions;
-/// The shared state behind the handlers.
+/// The services, the running configuration's state, and its swap.
 pub mod state;
 /// Users, clients and sessions: embedded (SQLite) and MongoDB backends.
 pub mod store;

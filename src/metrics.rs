@@ -229,11 +229,53 @@ static BCRYPT_QUEUE_DEPTH: Lazy<IntGauge> = Lazy::new(|| {
 static BUILD_INFO: Lazy<IntGaugeVec> = Lazy::new(|| {
     register_int_gauge_vec!(
         "portcullis_build_info",
-        "1, labelled with the version and the commit it was built from.",
-        &["version", "commit"]
+        "1, labelled with the version, the commit it was built from and the running configuration file's SHA-256 (first 16 hex digits).",
+        &["version", "commit", "config"]
     )
     .expect("metric registers once")
 });
+
+static CONFIG_RELOADS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "portcullis_config_reloads_total",
+        "Configuration reloads (SIGHUP, `portcullis reload`), by result: applied, or refused (the file had problems; the running configuration stays).",
+        &["result"]
+    )
+    .expect("metric registers once")
+});
+
+/// How a reload ended, for `portcullis_config_reloads_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReloadResult {
+    Applied,
+    Refused,
+}
+
+impl ReloadResult {
+    fn label(self) -> &'static str {
+        match self {
+            ReloadResult::Applied => "applied",
+            ReloadResult::Refused => "refused",
+        }
+    }
+}
+
+pub fn config_reloaded(result: ReloadResult) {
+    CONFIG_RELOADS.with_label_values(&[result.label()]).inc();
+}
+
+/// `portcullis_build_info` names the configuration now running: the one
+/// series, relabelled.
+pub fn running_config(hash: &str) {
+    BUILD_INFO.reset();
+    BUILD_INFO
+        .with_label_values(&[
+            env!("CARGO_PKG_VERSION"),
+            option_env!("PORTCULLIS_COMMIT").unwrap_or("unknown"),
+            &hash[..hash.len().min(16)],
+        ])
+        .set(1);
+}
 
 /// What the proxy path decided, for `portcullis_auth_decisions_total`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -344,12 +386,9 @@ pub fn register_all() {
     Lazy::force(&TOKEN_STORE_ERRORS);
     Lazy::force(&UPSTREAM_DURATION);
     BCRYPT_QUEUE_DEPTH.set(0);
-    BUILD_INFO
-        .with_label_values(&[
-            env!("CARGO_PKG_VERSION"),
-            option_env!("PORTCULLIS_COMMIT").unwrap_or("unknown"),
-        ])
-        .set(1);
+    for result in [ReloadResult::Applied, ReloadResult::Refused] {
+        CONFIG_RELOADS.with_label_values(&[result.label()]);
+    }
     Lazy::force(&REQUESTS);
     Lazy::force(&REQUEST_DURATION);
     Lazy::force(&AUTH_FAILURES);
@@ -423,6 +462,12 @@ pub fn upstream_server_healthy(upstream: &str, server: &str, healthy: bool) {
     UPSTREAM_SERVER_HEALTHY
         .with_label_values(&[upstream, server])
         .set(i64::from(healthy));
+}
+
+/// A server a reload took out of an upstream (or the upstream itself):
+/// its gauge goes, rather than showing its last state forever.
+pub fn upstream_server_removed(upstream: &str, server: &str) {
+    let _ = UPSTREAM_SERVER_HEALTHY.remove_label_values(&[upstream, server]);
 }
 
 fn itoa_buffer() -> [u8; 3] {

@@ -19,13 +19,14 @@ use pingora::protocols::http::ServerSession;
 use prometheus::{Encoder, TextEncoder};
 use serde_json::{json, Value};
 
-use crate::state::AppState;
+use crate::state::{AppState, LiveState};
 
 /// Each readiness check answers within this, or counts as failed.
 const CHECK_WITHIN: Duration = Duration::from_secs(1);
 
 pub struct OpsApp {
-    pub state: Arc<AppState>,
+    /// Readiness is of the configuration running now.
+    pub live: Arc<LiveState>,
 }
 
 fn reply(status: u16, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
@@ -56,7 +57,7 @@ impl ServeHttp for OpsApp {
             }
             "/healthz" => json_reply(200, &json!({"status": "alive"})),
             "/readyz" => {
-                let (ready, detail) = readiness(&self.state).await;
+                let (ready, detail) = readiness(&self.live.current()).await;
                 json_reply(if ready { 200 } else { 503 }, &detail)
             }
             _ => json_reply(

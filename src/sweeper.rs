@@ -9,14 +9,15 @@ use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
-use crate::state::AppState;
+use crate::state::Services;
 use crate::tokens::unix_now;
 
 /// How often the sweep runs.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(600);
 
 pub struct SessionSweeper {
-    pub state: Arc<AppState>,
+    /// The store outlives reloads; the sweeper follows no configuration.
+    pub services: Arc<Services>,
 }
 
 #[async_trait]
@@ -27,7 +28,7 @@ impl BackgroundService for SessionSweeper {
             tokio::select! {
                 _ = shutdown.changed() => return,
                 _ = interval.tick() => {
-                    match self.state.store.delete_expired_sessions(unix_now()).await {
+                    match self.services.store.delete_expired_sessions(unix_now()).await {
                         Ok(0) => {}
                         Ok(deleted) => tracing::info!(deleted, "swept expired sessions"),
                         Err(error) => tracing::warn!(%error, "could not sweep expired sessions"),

@@ -1,12 +1,22 @@
 //! Certificates for the HTTPS listener: the configured pair, or a
 //! self-signed one generated into the data folder on first start so the
 //! gateway serves HTTPS with zero setup.
+//!
+//! The listener asks [`ListenerCertificate`] for the certificate at each
+//! handshake, so a reload can replace it (a renewed certificate, another
+//! path) without touching the listening socket or open connections.
 
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
+use arc_swap::ArcSwap;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 
 /// Paths of the certificate chain and private key to serve.
 pub struct CertificatePair {
@@ -42,6 +52,73 @@ pub fn certificate_pair(
             })
         }
         None => self_signed(data_dir),
+    }
+}
+
+impl CertificatePair {
+    /// Reads the chain and the key, and checks that the key is the one the
+    /// certificate was issued for: a mismatch would only show as failed
+    /// handshakes.
+    pub fn load(&self) -> Result<Arc<CertifiedKey>> {
+        let shown = |path: &Path| path.display().to_string();
+        let chain = CertificateDer::pem_file_iter(&self.certificate)
+            .and_then(|certificates| certificates.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| {
+                anyhow!(
+                    "cannot read the certificate chain `{}`: {e}",
+                    shown(&self.certificate)
+                )
+            })?;
+        if chain.is_empty() {
+            bail!("`{}` holds no certificate", shown(&self.certificate));
+        }
+        let key = PrivateKeyDer::from_pem_file(&self.private_key).map_err(|e| {
+            anyhow!(
+                "cannot read the private key `{}`: {e}",
+                shown(&self.private_key)
+            )
+        })?;
+        let provider = rustls::crypto::ring::default_provider();
+        let certified = CertifiedKey::from_der(chain, key, &provider).map_err(|e| {
+            anyhow!(
+                "the private key `{}` does not go with the certificate `{}`: {e}",
+                shown(&self.private_key),
+                shown(&self.certificate)
+            )
+        })?;
+        Ok(Arc::new(certified))
+    }
+}
+
+/// The HTTPS listener's certificate: one for every handshake, replaced
+/// whole by a reload.
+pub struct ListenerCertificate {
+    current: ArcSwap<CertifiedKey>,
+}
+
+impl ListenerCertificate {
+    pub fn new(certified: Arc<CertifiedKey>) -> Self {
+        ListenerCertificate {
+            current: ArcSwap::new(certified),
+        }
+    }
+
+    /// Handshakes from now on use `certified`; those under way finish with
+    /// the one they have.
+    pub fn replace(&self, certified: Arc<CertifiedKey>) {
+        self.current.store(certified);
+    }
+}
+
+impl std::fmt::Debug for ListenerCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ListenerCertificate")
+    }
+}
+
+impl ResolvesServerCert for ListenerCertificate {
+    fn resolve(&self, _client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.load_full())
     }
 }
 
@@ -109,6 +186,34 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         let second = certificate_pair(None, folder.path()).unwrap();
         assert_eq!(fs::read_to_string(&second.certificate).unwrap(), pem);
+    }
+
+    #[test]
+    fn a_pair_loads_and_a_key_of_another_certificate_is_refused() {
+        let folder = tempfile::tempdir().unwrap();
+        let pair = certificate_pair(None, folder.path()).unwrap();
+        let certified = pair.load().unwrap();
+        assert_eq!(certified.cert.len(), 1);
+        let other = rcgen::generate_simple_self_signed(vec!["other.test".into()]).unwrap();
+        let other_key = folder.path().join("other.key");
+        fs::write(&other_key, other.signing_key.serialize_pem()).unwrap();
+        let mismatched = CertificatePair {
+            certificate: pair.certificate.clone(),
+            private_key: other_key,
+        };
+        let error = mismatched.load().err().unwrap().to_string();
+        assert!(
+            error.contains("does not go with the certificate"),
+            "{error}"
+        );
+        let empty = folder.path().join("empty.pem");
+        fs::write(&empty, "").unwrap();
+        let no_chain = CertificatePair {
+            certificate: empty,
+            private_key: pair.private_key.clone(),
+        };
+        let error = no_chain.load().err().unwrap().to_string();
+        assert!(error.contains("holds no certificate"), "{error}");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::path::Path;
 const LAYERS: &[(&str, &[&str])] = &[
     ("entry", &["cli"]),
     ("wiring", &["app", "control_socket"]),
-    ("hooks", &["gateway", "ops_listener", "sweeper"]),
+    ("hooks", &["gateway", "ops_listener", "reload", "sweeper"]),
     ("endpoints", &["oauth", "management"]),
     ("state", &["state"]),
     (

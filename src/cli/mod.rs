@@ -6,6 +6,7 @@
 //! could see them in `ps`.
 
 mod commands;
+mod reload;
 mod target;
 
 use std::path::{Path, PathBuf};
@@ -52,8 +53,23 @@ pub enum LogFormat {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run the gateway (the default).
-    Serve,
+    /// Run the gateway (the default). SIGHUP re-reads the configuration.
+    Serve {
+        /// Take over the listening sockets of the gateway running on this
+        /// data_dir (Pingora's graceful upgrade): start this, then send the
+        /// old process SIGQUIT. No connection is refused meanwhile.
+        #[arg(long)]
+        upgrade: bool,
+    },
+    /// Ask the gateway running on this data_dir (found through
+    /// `data_dir/portcullis.pid`) to re-read its configuration, after
+    /// checking the file here. The gateway's log says what it applied.
+    Reload {
+        /// Signal without checking the file first: the gateway's
+        /// environment may hold variables this shell does not.
+        #[arg(long)]
+        no_check: bool,
+    },
     /// Check a configuration file; list every problem and exit non-zero if any.
     CheckConfig {
         /// The file to check (default: --config).
@@ -204,12 +220,19 @@ fn load_config(path: &Path) -> Result<Config> {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => {
-            let config = load_config(&cli.config)?;
-            crate::app::serve(config)?;
+    match cli.command.unwrap_or(Command::Serve { upgrade: false }) {
+        Command::Serve { upgrade } => {
+            let (config, config_hash) = config::load_hashed(&cli.config, &ProcessEnvironment)
+                .map_err(|errors| anyhow::anyhow!("{}: {errors}", cli.config.display()))?;
+            crate::app::serve(crate::app::Launch {
+                config,
+                config_hash,
+                config_path: cli.config,
+                upgrade,
+            })?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Reload { no_check } => reload::reload(&cli.config, no_check),
         Command::CheckConfig { file, no_resolve } => {
             let path = file.unwrap_or(cli.config);
             let env: &dyn config::Environment = if no_resolve {

@@ -16,12 +16,14 @@ use crate::route::{RouteTable, Router};
 mod environment;
 mod file;
 mod file_upstream;
+mod restart_only;
 mod upstream;
 mod validate;
 
 pub use environment::*;
 pub use file::*;
 pub use file_upstream::*;
+pub use restart_only::keep_restart_only;
 pub use upstream::*;
 
 /// Environment variable that selects the Redis token backend with this URL.
@@ -44,6 +46,8 @@ pub struct Config {
     pub tokens: TokenConfig,
     pub server: ServerConfig,
     pub management: ManagementConfig,
+    /// `logging.format`; `--log-format` wins over it.
+    pub log_format: LogFormatName,
 }
 
 #[derive(Debug, Clone)]
@@ -65,7 +69,7 @@ pub struct AdminCredentials {
     pub secret: AdminSecret,
 }
 
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum AdminSecret {
     /// From the configuration file.
     BcryptHash(String),
@@ -83,7 +87,7 @@ impl fmt::Debug for AdminCredentials {
 pub const ENV_ADMIN_USERNAME: &str = "PORTCULLIS_ADMIN_USERNAME";
 pub const ENV_ADMIN_PASSWORD: &str = "PORTCULLIS_ADMIN_PASSWORD";
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct HttpsListener {
     pub address: SocketAddr,
     /// `None`: a self-signed pair is generated into the data folder.
@@ -269,9 +273,27 @@ pub fn log_format(path: &Path) -> LogFormatName {
         .unwrap_or_default()
 }
 
+/// `data_dir` of the file at `path`, from its YAML alone (no checks, no
+/// environment): where `portcullis reload --no-check` finds the pid file.
+pub fn data_dir_of(path: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let file = serde_yaml::from_str::<FileConfig>(&text).ok()?;
+    let data_dir = file.data_dir.unwrap_or_else(|| PathBuf::from("data"));
+    Some(match path.parent() {
+        Some(base) if data_dir.is_relative() => base.join(data_dir),
+        _ => data_dir,
+    })
+}
+
 /// Reads, parses and validates a configuration file. Relative paths in the
 /// file are taken relative to the file's folder.
 pub fn load(path: &Path, env: &dyn Environment) -> Result<Config, ConfigErrors> {
+    load_hashed(path, env).map(|(config, _)| config)
+}
+
+/// [`load`], with the hex SHA-256 of the bytes it read: which file is
+/// running, for `portcullis_build_info` and the reload log.
+pub fn load_hashed(path: &Path, env: &dyn Environment) -> Result<(Config, String), ConfigErrors> {
     let text = std::fs::read_to_string(path).map_err(|error| {
         ConfigErrors::single(
             &path.display().to_string(),
@@ -282,7 +304,8 @@ pub fn load(path: &Path, env: &dyn Environment) -> Result<Config, ConfigErrors> 
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
-    parse(&text, &base, env)
+    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes()));
+    parse(&text, &base, env).map(|config| (config, hash))
 }
 
 /// Parses and validates configuration text.

@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::net::{IpAddr, Ipv6Addr};
+use std::sync::Arc;
 use std::time::Instant;
 
 use http::HeaderValue;
@@ -15,6 +16,9 @@ use crate::upstream_pool::{Attempts, UpstreamPool};
 
 /// Per-request state, read by the later hooks.
 pub struct RequestContext {
+    /// The configuration this request is served by, from start to end,
+    /// whatever a reload swaps in meanwhile.
+    pub(super) state: Arc<AppState>,
     pub(super) started: Instant,
     pub(super) destination: Destination,
     /// Set once the bearer token checked out.
@@ -42,8 +46,9 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
-    pub(super) fn new() -> Self {
+    pub(super) fn new(state: Arc<AppState>) -> Self {
         RequestContext {
+            state,
             started: Instant::now(),
             destination: Destination::NoRoute,
             identity: None,

@@ -41,13 +41,15 @@ use crate::oauth;
 use crate::owned_headers::OwnedHeader;
 use crate::respond::{self, Reply};
 use crate::route::Destination;
-use crate::state::AppState;
+use crate::state::{AppState, LiveState};
 use crate::tokens::{AccessRecord, TokenDigest};
 pub use context::RequestContext;
 use context::{is_tls, peer_address, route_label, upstream_of};
 
 pub struct Gateway {
-    pub state: Arc<AppState>,
+    /// Each request takes the configuration running when it starts and
+    /// keeps it to the end (see [`crate::state`]).
+    pub live: Arc<LiveState>,
     pub role: ListenerRole,
 }
 
@@ -65,19 +67,19 @@ pub enum ListenerRole {
 }
 
 impl Gateway {
-    fn serves_management(&self) -> bool {
+    fn serves_management(&self, state: &AppState) -> bool {
         match self.role {
             ListenerRole::Management => true,
-            ListenerRole::Public => self.state.config.management.address.is_none(),
+            ListenerRole::Public => state.config.management.address.is_none(),
             ListenerRole::Control => false,
         }
     }
 
     /// Whether this service answers `destination` itself rather than with
     /// 404: management where it is served, the rest on the public listeners.
-    fn answers(&self, destination: Destination) -> bool {
+    fn answers(&self, state: &AppState, destination: Destination) -> bool {
         match destination {
-            Destination::ManagementEndpoint => self.serves_management(),
+            Destination::ManagementEndpoint => self.serves_management(state),
             _ => self.role == ListenerRole::Public,
         }
     }
@@ -90,22 +92,22 @@ impl Gateway {
             peer_trusted: ctx.peer_trusted,
             headers: &session.req_header().headers,
         };
-        let allow_plaintext = self.state.config.oauth.allow_plaintext;
-        let refused = self.answers(ctx.destination)
+        let allow_plaintext = ctx.state.config.oauth.allow_plaintext;
+        let refused = self.answers(&ctx.state, ctx.destination)
             && !transport::allowed(ctx.destination, arrival, allow_plaintext);
         refused.then(transport::refused)
     }
 
     /// Authenticates a request on a protected route: `Ok(record)` to forward,
     /// `Err(reply)` to answer instead.
-    async fn authenticate(&self, session: &Session) -> Result<AccessRecord, Reply> {
+    async fn authenticate(state: &AppState, session: &Session) -> Result<AccessRecord, Reply> {
         let token = auth::parse_bearer(&session.req_header().headers).map_err(|problem| {
             metrics::auth_failure(problem.metric());
             respond::bearer_problem(problem)
         })?;
         // Hashed where it lies in the header: no copy of the secret.
         let digest = TokenDigest::of(token);
-        match self.state.tokens.find_access(&digest).await {
+        match state.tokens.find_access(&digest).await {
             Ok(Some(record)) => {
                 metrics::token_store_up(true);
                 Ok(record)
@@ -133,7 +135,7 @@ impl ProxyHttp for Gateway {
     type CTX = RequestContext;
 
     fn new_ctx(&self) -> RequestContext {
-        RequestContext::new()
+        RequestContext::new(self.live.current())
     }
 
     async fn early_request_filter(
@@ -141,10 +143,15 @@ impl ProxyHttp for Gateway {
         session: &mut Session,
         ctx: &mut RequestContext,
     ) -> Result<()> {
+        let state = ctx.state.clone();
         connection_guard::head_complete(session);
+        if connection_guard::draining() {
+            // The last request of this connection: said in the response.
+            session.set_keepalive(None);
+        }
         let headers = &session.req_header().headers;
         ctx.request_id = forwarding::request_id(headers);
-        let trusted_proxies = &self.state.config.server.trusted_proxies;
+        let trusted_proxies = &state.config.server.trusted_proxies;
         ctx.peer = peer_address(session).to_canonical();
         ctx.peer_trusted = trusted_proxies
             .iter()
@@ -159,7 +166,8 @@ impl ProxyHttp for Gateway {
         session: &mut Session,
         ctx: &mut RequestContext,
     ) -> Result<bool> {
-        ctx.destination = match decide::decide(&self.state.router, session.req_header(), ctx) {
+        let state = ctx.state.clone();
+        ctx.destination = match decide::decide(&state.router, session.req_header(), ctx) {
             Ok(destination) => destination,
             Err((destination, reply)) => {
                 ctx.destination = destination;
@@ -169,7 +177,7 @@ impl ProxyHttp for Gateway {
         };
         if self.role == ListenerRole::Control {
             let path = ctx.path(session.req_header()).into_owned();
-            let view = views::control_view(&self.state);
+            let view = views::control_view(&state);
             let reply = crate::management::handle_control(session, &view, &path).await;
             respond::send(session, reply, ctx.request_id()).await?;
             return Ok(true);
@@ -179,9 +187,9 @@ impl ProxyHttp for Gateway {
             return Ok(true);
         }
         let reply = match ctx.destination {
-            Destination::ManagementEndpoint if self.serves_management() => {
+            Destination::ManagementEndpoint if self.serves_management(&state) => {
                 let path = ctx.path(session.req_header()).into_owned();
-                let view = views::management_view(&self.state);
+                let view = views::management_view(&state);
                 crate::management::handle(session, &view, &path, ctx.client_address).await
             }
             _ if self.role == ListenerRole::Management => {
@@ -192,7 +200,7 @@ impl ProxyHttp for Gateway {
             | Destination::RevokeEndpoint
             | Destination::IntrospectEndpoint
             | Destination::MetadataEndpoint => {
-                let endpoints = views::oauth_endpoints(&self.state);
+                let endpoints = views::oauth_endpoints(&state);
                 oauth::http::oauth_request(session, &endpoints, ctx.destination, ctx.client_address)
                     .await
             }
@@ -203,7 +211,7 @@ impl ProxyHttp for Gateway {
                 respond::not_found("no route matches this path")
             }
             Destination::Proxy { route } => {
-                let route = self.state.router.routes.get(route);
+                let route = state.router.routes.get(route);
                 if !route.allows(&session.req_header().method) {
                     // Never forwarded, with or without a token.
                     let reply = Reply::error(
@@ -220,7 +228,7 @@ impl ProxyHttp for Gateway {
                     return Ok(false);
                 }
                 let checking = std::time::Instant::now();
-                let checked = self.authenticate(session).await;
+                let checked = Self::authenticate(&state, session).await;
                 ctx.auth_time = Some(checking.elapsed());
                 match checked {
                     Ok(record) if record.has_scopes(&route.required_scopes) => {
@@ -254,12 +262,13 @@ impl ProxyHttp for Gateway {
         session: &mut Session,
         ctx: &mut RequestContext,
     ) -> Result<Box<HttpPeer>> {
+        let state = ctx.state.clone();
         let Destination::Proxy { route } = ctx.destination else {
             // request_filter answers every other destination itself.
             return Error::e_explain(InternalError, "no upstream for this destination");
         };
-        let route = self.state.router.routes.get(route);
-        let pool = &self.state.upstreams[route.upstream];
+        let route = state.router.routes.get(route);
+        let pool = &state.upstreams[route.upstream];
         // Called again for each retry; the pool skips servers that failed.
         let mut peer = pool.peer(&mut ctx.upstream, session.req_header(), ctx.client_address)?;
         // A route's own timeouts win over its upstream's.
@@ -280,7 +289,8 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestContext,
         error: Box<Error>,
     ) -> Box<Error> {
-        match upstream_of(&self.state, ctx.destination) {
+        let state = ctx.state.clone();
+        match upstream_of(&state, ctx.destination) {
             Some(pool) => pool.connect_failed(&mut ctx.upstream, error),
             None => error,
         }
@@ -294,12 +304,13 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestContext,
         client_reused: bool,
     ) -> Box<Error> {
+        let state = ctx.state.clone();
         let error = error.more_context(format!("Peer: {peer}"));
         // Pingora's rule for what may be sent twice: an idempotent method,
         // and a body it still holds whole.
         let replayable = session.req_header().method.is_idempotent()
             && !session.as_ref().retry_buffer_truncated();
-        match upstream_of(&self.state, ctx.destination) {
+        match upstream_of(&state, ctx.destination) {
             Some(pool) => pool.proxy_failed(&mut ctx.upstream, error, replayable, client_reused),
             None => {
                 let mut error = error;
@@ -315,7 +326,8 @@ impl ProxyHttp for Gateway {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestContext,
     ) -> Result<()> {
-        if let Some(pool) = upstream_of(&self.state, ctx.destination) {
+        let state = ctx.state.clone();
+        if let Some(pool) = upstream_of(&state, ctx.destination) {
             pool.responded(&mut ctx.upstream, upstream_response.status.as_u16());
             if let Some(started) = ctx.upstream_started {
                 let took = started.elapsed();
@@ -332,11 +344,12 @@ impl ProxyHttp for Gateway {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestContext,
     ) -> Result<()> {
+        let state = ctx.state.clone();
         let Destination::Proxy { route } = ctx.destination else {
             return Error::e_explain(InternalError, "not a proxied destination");
         };
-        let route = self.state.router.routes.get(route);
-        let forwarded_header = self.state.config.server.forwarded_header;
+        let route = state.router.routes.get(route);
+        let forwarded_header = state.config.server.forwarded_header;
         upstream_request::prepare(session, upstream_request, ctx, route, forwarded_header)
     }
 
@@ -380,6 +393,7 @@ impl ProxyHttp for Gateway {
         error: Option<&Error>,
         ctx: &mut RequestContext,
     ) {
+        let state = ctx.state.clone();
         connection_guard::request_done(session);
         if self.role == ListenerRole::Control {
             // The CLI's calls are not client traffic: the audit log has
@@ -388,7 +402,7 @@ impl ProxyHttp for Gateway {
         }
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let elapsed = ctx.started.elapsed();
-        let route = route_label(&self.state, ctx.destination);
+        let route = route_label(&state, ctx.destination);
         let method = &session.req_header().method;
         metrics::request_done(route, method, status, elapsed.as_secs_f64());
         let request = session.req_header();

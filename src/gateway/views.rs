@@ -31,7 +31,7 @@ pub(super) fn control_view(state: &AppState) -> Management<'_> {
 /// What management sees of the state.
 pub(super) fn management_view(state: &AppState) -> Management<'_> {
     Management {
-        admin: state.admin.as_ref(),
+        admin: state.admin.as_deref(),
         base_path: state
             .config
             .oauth

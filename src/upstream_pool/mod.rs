@@ -63,6 +63,9 @@ pub struct UpstreamPool {
     /// The servers as written: the `server` label of the health gauge.
     entries: Vec<String>,
     balancer: Balancer,
+    /// What the pool was made from: a reload keeps the pool when these
+    /// did not change.
+    settings: Upstream,
 }
 
 impl UpstreamPool {
@@ -96,7 +99,9 @@ impl UpstreamPool {
             schedule,
         );
         metrics::upstream_configured(&upstream.name);
+        let settings = upstream.clone();
         Ok(UpstreamPool {
+            settings,
             hash_on: match upstream.selection {
                 Selection::ConsistentHash(hash_on) => Some(hash_on),
                 _ => None,
@@ -126,6 +131,15 @@ impl UpstreamPool {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The servers as written, as the health gauge labels them.
+    pub fn entries(&self) -> &[String] {
+        &self.entries
+    }
+
+    pub fn settings(&self) -> &Upstream {
+        &self.settings
     }
 
     /// Looks every name up now (at startup, before serving).

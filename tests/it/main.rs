@@ -18,6 +18,7 @@ mod oauth_server;
 mod one_reading;
 mod ops;
 mod proxy;
+mod reload;
 mod routing;
 mod startup;
 mod token_endpoint;

@@ -74,6 +74,7 @@ impl FileConfig {
         let tokens = backends::check_tokens(&mut problems, self.tokens, env);
         let server = server::check_server(&mut problems, self.server);
         let management = management::check_management(&mut problems, self.management, env);
+        let log_format = self.logging.format;
 
         if !problems.0.is_empty() {
             return Err(ConfigErrors(problems.0));
@@ -90,6 +91,7 @@ impl FileConfig {
             tokens: tokens.expect("checked above"),
             server,
             management,
+            log_format,
         })
     }
 }

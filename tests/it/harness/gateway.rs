@@ -214,6 +214,49 @@ management:
         self.logs()
     }
 
+    /// Writes `config` over the running gateway's file, for the same ports
+    /// and data folder: what an operator's edit before a reload does.
+    pub fn rewrite_config(&self, config: &GatewayConfig) {
+        let ports = (self.http_port, self.https_port, self.metrics_port);
+        let (yaml, _) = Self::config_yaml(config, ports, &self.dir.path().join("data"));
+        self.write_config(&yaml);
+    }
+
+    pub fn write_config(&self, yaml: &str) {
+        // Written whole, then renamed: a reload never reads half a file.
+        let partial = self.config_path.with_extension("yaml.partial");
+        std::fs::write(&partial, yaml).unwrap();
+        std::fs::rename(&partial, &self.config_path).unwrap();
+    }
+
+    /// Starts `serve --upgrade` beside the running gateway, logging to the
+    /// same file: it takes the listening sockets once the old process gets
+    /// SIGQUIT. Returns the old process, which becomes the caller's.
+    pub fn start_upgrade(&mut self) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
+        let mut command = Command::new(GATEWAY);
+        command
+            .arg("serve")
+            .arg("--upgrade")
+            .arg("-c")
+            .arg(&self.config_path)
+            .env("RUST_LOG", "info")
+            .env_remove("PORTCULLIS_REDIS_URL")
+            .env_remove("PORTCULLIS_MONGODB_URI")
+            .env_remove("PORTCULLIS_ADMIN_USERNAME")
+            .env_remove("PORTCULLIS_ADMIN_PASSWORD")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        let new = die_with_parent(&mut command)
+            .spawn()
+            .expect("start the upgraded gateway");
+        self.child.replace(new).expect("a gateway was running")
+    }
+
     /// Sends a signal and returns the child to wait on.
     pub fn signal(&mut self, signal: i32) -> Child {
         let child = self.child.take().expect("gateway running");
