@@ -1,6 +1,7 @@
 //! Live reload (SIGHUP, `portcullis reload`) and the graceful upgrade
 //! (`serve --upgrade`), under load: nothing in flight fails.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Output;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -86,6 +87,12 @@ async fn a_reload_under_load_adds_a_route_and_moves_an_upstream_without_a_failed
     assert_eq!(first.last().uri, "/added/x", "before: all to the first");
 
     let load = Load::start(gateway.url("/load"), token);
+    // A request the first server takes a second to answer, in flight
+    // across the swap: it finishes there, on the old configuration.
+    let in_flight = {
+        let (url, token) = (gateway.url("/slow"), token.clone());
+        tokio::spawn(async move { client().get(url).bearer_auth(token).send().await })
+    };
     tokio::time::sleep(Duration::from_millis(500)).await;
     // `app` moves to the second server, and a route with its own upstream
     // and prefix rule appears in front of the catch-all.
@@ -107,6 +114,9 @@ async fn a_reload_under_load_adds_a_route_and_moves_an_upstream_without_a_failed
         .await;
     assert!(logs.contains("configuration reloaded"), "{logs}");
     let seen_by_first = first.count();
+    let slow = in_flight.await.unwrap().unwrap();
+    assert_eq!(slow.status(), 200, "the request in flight finished");
+    assert!(first.seen().iter().any(|seen| seen.uri == "/slow"));
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (ok, failures) = load.finish().await;
     assert!(
@@ -374,6 +384,100 @@ async fn a_reload_serves_a_renewed_certificate_to_new_connections() {
         .await;
     assert!(trusting(&new_pem).get(&url).send().await.is_ok());
     assert!(trusting(&old_pem).get(&url).send().await.is_err());
+}
+
+#[tokio::test]
+async fn a_reload_changes_the_administrator_and_keeps_one_whose_settings_stand() {
+    let upstream = Upstream::start().await;
+    let hash = |password: &str| bcrypt::hash(password, 4).unwrap();
+    let with_admin =
+        |password: &str| format!("  username: ops\n  password_hash: \"{}\"\n", hash(password));
+    let mut config = GatewayConfig::new(&upstream);
+    config.management_extra = with_admin("first secret");
+    let gateway = Gateway::start(&config);
+    let api = gateway.url("/oauth/management/api/v1/users");
+    let status = |password: &'static str| {
+        let api = api.clone();
+        async move {
+            client()
+                .get(&api)
+                .basic_auth("ops", Some(password))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(status("first secret").await, 200);
+    // An unrelated change keeps the administrator as it is.
+    let running = std::fs::read_to_string(&gateway.config_path).unwrap();
+    gateway.write_config(&running.replace("threads: 2", "threads: 2\n  forwarded_header: true"));
+    assert!(reload(&gateway).status.success());
+    gateway
+        .logs_when(|logs| logs.matches("configuration reloaded").count() == 1)
+        .await;
+    assert_eq!(status("first secret").await, 200);
+    // A new password hash: the old password stops working at once.
+    config.management_extra = with_admin("second secret");
+    gateway.rewrite_config(&config);
+    assert!(reload(&gateway).status.success());
+    gateway
+        .logs_when(|logs| logs.matches("configuration reloaded").count() == 2)
+        .await;
+    assert_eq!(status("first secret").await, 401);
+    assert_eq!(status("second secret").await, 200);
+}
+
+#[tokio::test]
+async fn health_checks_follow_the_reloaded_upstream() {
+    let (checked, other) = (Upstream::start().await, Upstream::start().await);
+    let mut config = GatewayConfig::new(&checked);
+    config.upstreams_extra = format!(
+        "  watched: {{servers: [\"{}\"], health_check: {{path: /healthz, interval_ms: 100, timeout_ms: 100}}}}\n",
+        checked.address
+    );
+    let gateway = Gateway::start(&config);
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            checked.health_checks() >= 3
+        })
+        .await,
+        "the health check runs"
+    );
+    // The upstream now points elsewhere: the old pool's checks stop, the
+    // new pool's start.
+    config.upstreams_extra = format!(
+        "  watched: {{servers: [\"{}\"], health_check: {{path: /healthz, interval_ms: 100, timeout_ms: 100}}}}\n",
+        other.address
+    );
+    gateway.rewrite_config(&config);
+    assert!(reload(&gateway).status.success());
+    gateway
+        .logs_when(|logs| logs.contains("configuration reloaded"))
+        .await;
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            other.health_checks() >= 3
+        })
+        .await,
+        "the new pool is checked"
+    );
+    let before = checked.health_checks();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        checked.health_checks() <= before + 1,
+        "the old pool is no longer checked"
+    );
+    let metrics = gateway.metrics().await;
+    let gauge = |server: SocketAddr| {
+        format!("portcullis_upstream_server_healthy{{server=\"{server}\",upstream=\"watched\"}}")
+    };
+    assert!(metrics.contains(&gauge(other.address)), "{metrics}");
+    assert!(
+        !metrics.contains(&gauge(checked.address)),
+        "the removed server's gauge is gone: {metrics}"
+    );
 }
 
 #[tokio::test]
