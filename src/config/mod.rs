@@ -16,6 +16,8 @@ use crate::route::{RouteTable, Router};
 mod environment;
 mod file;
 mod file_upstream;
+#[cfg(test)]
+pub(crate) mod test_pki;
 mod upstream;
 mod validate;
 
