@@ -23,4 +23,5 @@ mod startup;
 mod token_endpoint;
 mod token_lifecycle;
 mod transport;
+mod upstream_tls;
 mod upstreams;
