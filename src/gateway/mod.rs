@@ -336,8 +336,13 @@ impl ProxyHttp for Gateway {
             return Error::e_explain(InternalError, "not a proxied destination");
         };
         let route = self.state.router.routes.get(route);
-        let forwarded_header = self.state.config.server.forwarded_header;
-        upstream_request::prepare(session, upstream_request, ctx, route, forwarded_header)
+        upstream_request::prepare(
+            session,
+            upstream_request,
+            ctx,
+            route,
+            &self.state.config.server,
+        )
     }
 
     async fn response_filter(
