@@ -93,6 +93,18 @@ ensure_redis_server() {
     fi
 }
 
+ensure_systemd_analyze() {
+    if have systemd-analyze; then
+        return 0
+    fi
+    say "installing systemd: tests/deploy.rs checks deploy/portcullis.service with systemd-analyze verify"
+    apt_install systemd || true
+    if ! have systemd-analyze; then
+        say "systemd-analyze is still missing after apt-get; install systemd by hand"
+        return 1
+    fi
+}
+
 ensure_python_pip() {
     if have python3 && python3 -m pip --version >/dev/null 2>&1; then
         return 0

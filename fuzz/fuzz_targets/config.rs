@@ -7,8 +7,9 @@
 //! "never panics": a valid configuration routes every path (the route
 //! indices the router hands out exist).
 //!
-//! `validate` reads no files (paths are only joined to the base folder)
-//! and looks up no names: the environment checks upstream servers for the
+//! `validate` reads no file but an upstream's `ca_file` and
+//! `client_certificate`, which under `/nonexistent` are never there (other
+//! paths are only joined to the base folder), and looks up no names: the environment checks upstream servers for the
 //! form `host:port` only, as `check-config --no-resolve` does.
 #![no_main]
 

@@ -126,8 +126,16 @@ pub struct FileUpstream {
     pub servers: Vec<super::FileUpstreamServer>,
     #[serde(default)]
     pub tls: bool,
+    /// The name sent and verified (default: each server's host).
     #[serde(default)]
     pub sni: Option<String>,
+    /// A PEM bundle verifying the servers' certificates instead of the
+    /// system's roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// For an upstream that asks for a client certificate (mTLS).
+    #[serde(default)]
+    pub client_certificate: Option<super::FileClientCertificate>,
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
     #[serde(default = "default_read_timeout_ms")]

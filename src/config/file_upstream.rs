@@ -1,8 +1,10 @@
 //! The parts of `upstreams.<name>` below [`super::FileUpstream`]: server
-//! entries in both spellings, selection, health checks and ejection, with
-//! their defaults. Ranges are checked in `validate/upstreams/`.
+//! entries in both spellings, the client certificate, selection, health
+//! checks and ejection, with their defaults. Ranges are checked in
+//! `validate/upstreams/`.
 
 use std::fmt;
+use std::path::PathBuf;
 
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
@@ -59,6 +61,17 @@ impl<'de> Visitor<'de> for ServerVisitor {
             weight: weight.unwrap_or(1),
         })
     }
+}
+
+/// `client_certificate`: PEM files, relative to the configuration file's
+/// folder.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileClientCertificate {
+    /// The client's certificate, then any intermediates.
+    pub certificate_file: PathBuf,
+    /// Its private key: PKCS#8, PKCS#1 (RSA) or SEC1 (EC).
+    pub private_key_file: PathBuf,
 }
 
 #[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]

@@ -17,6 +17,8 @@ mod environment;
 mod file;
 mod file_upstream;
 mod restart_only;
+#[cfg(test)]
+pub(crate) mod test_pki;
 mod upstream;
 mod validate;
 

@@ -5,14 +5,21 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-#[derive(Debug, Clone, PartialEq)]
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+/// Cheap to clone (certificates and keys are shared), and equal when every
+/// setting is, certificates compared by path and content: what a reload
+/// compares to see what changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upstream {
     pub name: String,
     pub servers: Vec<UpstreamServer>,
-    pub tls: bool,
-    pub sni: String,
+    /// `None`: plain HTTP.
+    pub tls: Option<UpstreamTls>,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
     pub selection: Selection,
@@ -24,6 +31,69 @@ pub struct Upstream {
     pub resolve_interval: Duration,
     /// Pooled keep-alive connections idle this long are closed.
     pub idle_timeout: Option<Duration>,
+}
+
+/// `tls: true` and what goes with it. The server's certificate is always
+/// verified, chain and name: there is no setting that turns that off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamTls {
+    /// `sni` as written: the name sent and verified for every server.
+    /// `None`: each server's own host (see [`UpstreamTls::sni_for`]).
+    pub sni: Option<String>,
+    /// `ca_file`; `None`: the system's roots.
+    pub ca: Option<PemCertificates>,
+    /// `client_certificate`, for upstreams that ask for one (mTLS).
+    pub client_certificate: Option<ClientCertificate>,
+}
+
+impl UpstreamTls {
+    /// The name sent in SNI to `server` and verified against its
+    /// certificate: `sni`, or the server's host name, or for an IP server
+    /// the IP literal (matched to the certificate's IP addresses). Never
+    /// empty: Pingora skips verification for an empty SNI.
+    pub fn sni_for(&self, server: &ServerAddress) -> String {
+        self.sni.clone().unwrap_or_else(|| server.host())
+    }
+}
+
+/// The certificates of a PEM file, read and parsed at validation.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PemCertificates {
+    pub path: PathBuf,
+    /// In file order: for a client certificate the leaf first, then the
+    /// intermediates. Never empty.
+    pub certificates: Arc<[CertificateDer<'static>]>,
+}
+
+impl fmt::Debug for PemCertificates {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "PemCertificates({}, {} certificates)",
+            self.path.display(),
+            self.certificates.len()
+        )
+    }
+}
+
+/// `client_certificate`: a chain and the private key that matches its
+/// leaf. `Debug` names the key's file, never its content.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientCertificate {
+    pub chain: PemCertificates,
+    pub private_key_path: PathBuf,
+    pub private_key: Arc<PrivateKeyDer<'static>>,
+}
+
+impl fmt::Debug for ClientCertificate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "ClientCertificate({:?}, key {} <redacted>)",
+            self.chain,
+            self.private_key_path.display()
+        )
+    }
 }
 
 /// One entry of `servers`.

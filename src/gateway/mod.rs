@@ -349,8 +349,7 @@ impl ProxyHttp for Gateway {
             return Error::e_explain(InternalError, "not a proxied destination");
         };
         let route = state.router.routes.get(route);
-        let forwarded_header = state.config.server.forwarded_header;
-        upstream_request::prepare(session, upstream_request, ctx, route, forwarded_header)
+        upstream_request::prepare(session, upstream_request, ctx, route, &state.config.server)
     }
 
     async fn response_filter(

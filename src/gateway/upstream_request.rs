@@ -11,6 +11,7 @@ use pingora::proxy::Session;
 
 use super::RequestContext;
 use crate::auth;
+use crate::config::ServerConfig;
 use crate::forwarding::{self, Hop};
 use crate::owned_headers::OwnedHeader;
 use crate::request_target;
@@ -21,7 +22,7 @@ pub(super) fn prepare(
     upstream_request: &mut RequestHeader,
     ctx: &RequestContext,
     route: &Route,
-    forwarded_header: bool,
+    server: &ServerConfig,
 ) -> Result<()> {
     let downstream = session.req_header();
     // Exactly the target that was checked and routed on, with the route's
@@ -37,6 +38,13 @@ pub(super) fn prepare(
     }
     if edit.upgrade {
         upstream_request.insert_header(http::header::CONNECTION, "upgrade")?;
+    } else if server.upstream_keepalive_pool_size == 0 {
+        // A pool of 0 keeps no connection. Pingora 0.9.1 alone would still
+        // reuse them: its pool evicts a connection it is handed before it
+        // stores it (pingora-pool `ConnectionPool::put`), so with room for
+        // none the connection stays. Pingora never pools a connection whose
+        // request said `close`.
+        upstream_request.insert_header(http::header::CONNECTION, "close")?;
     }
     let mut set = |header: OwnedHeader, value: HeaderValue| {
         upstream_request.insert_header(header.name(), value)
@@ -69,7 +77,7 @@ pub(super) fn prepare(
         },
         host: request_target::request_host(downstream),
     };
-    let values = forwarding::forwarding_values(&downstream.headers, &hop, forwarded_header);
+    let values = forwarding::forwarding_values(&downstream.headers, &hop, server.forwarded_header);
     set(
         OwnedHeader::ForwardedFor,
         header_value(&values.x_forwarded_for)?,

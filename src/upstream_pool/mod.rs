@@ -17,6 +17,7 @@ mod health;
 mod passive;
 mod server;
 mod service;
+mod tls;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -36,6 +37,7 @@ pub use discovery::{Resolve, SystemResolver};
 use passive::Change;
 use server::{server_of, InFlight};
 pub use service::Maintenance;
+use tls::PeerTls;
 
 use crate::config::{HashOn, PassivePolicy, Selection, ServerAddress, Upstream};
 use crate::metrics;
@@ -49,8 +51,8 @@ const GAUGE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500
 /// One configured upstream.
 pub struct UpstreamPool {
     name: String,
-    tls: bool,
-    sni: String,
+    /// `None`: plain HTTP.
+    tls: Option<PeerTls>,
     connect_timeout: std::time::Duration,
     read_timeout: std::time::Duration,
     idle_timeout: Option<std::time::Duration>,
@@ -76,10 +78,11 @@ impl UpstreamPool {
             .servers
             .iter()
             .any(|server| matches!(server.address, ServerAddress::Name { .. }));
+        let tls = PeerTls::new(&upstream)?;
         let health_check = match &upstream.health_check {
             Some(check) => Some((
                 check.interval,
-                Box::new(health::ActiveCheck::new(&upstream, check)?) as _,
+                Box::new(health::ActiveCheck::new(&upstream, check, tls.as_ref())?) as _,
             )),
             None => None,
         };
@@ -113,8 +116,7 @@ impl UpstreamPool {
                 .collect(),
             response_time: crate::metrics::upstream_duration(&upstream.name),
             name: upstream.name,
-            tls: upstream.tls,
-            sni: upstream.sni,
+            tls,
             connect_timeout: upstream.connect_timeout,
             read_timeout: upstream.read_timeout,
             idle_timeout: upstream.idle_timeout,
@@ -173,7 +175,10 @@ impl UpstreamPool {
         };
         // Replacing the previous attempt's guard ends its in-flight count.
         attempts.current = Some(InFlight::start(server.clone(), address));
-        let mut peer = HttpPeer::new(address, self.tls, self.sni.clone());
+        let mut peer = match &self.tls {
+            Some(tls) => tls.peer(address, server.entry),
+            None => HttpPeer::new(address, false, String::new()),
+        };
         peer.options.connection_timeout = Some(self.connect_timeout);
         peer.options.read_timeout = Some(self.read_timeout);
         peer.options.idle_timeout = self.idle_timeout;

@@ -8,7 +8,7 @@ use pingora::{Error, ErrorSource, ErrorType, RetryType};
 
 use super::discovery::tests::TableResolver;
 use super::*;
-use crate::config::{PassivePolicy, UpstreamServer};
+use crate::config::{PassivePolicy, UpstreamServer, UpstreamTls};
 
 fn upstream(servers: &[&str], selection: Selection) -> Upstream {
     Upstream {
@@ -20,8 +20,7 @@ fn upstream(servers: &[&str], selection: Selection) -> Upstream {
                 weight: 1,
             })
             .collect(),
-        tls: false,
-        sni: "app.internal".into(),
+        tls: None,
         connect_timeout: Duration::from_millis(250),
         read_timeout: Duration::from_secs(7),
         selection,
@@ -91,13 +90,59 @@ async fn an_unresolvable_name_is_no_server_until_it_resolves() {
     assert_eq!(spread(&pool, 3).len(), 1);
 }
 
+fn tls(sni: Option<&str>) -> Option<UpstreamTls> {
+    Some(UpstreamTls {
+        sni: sni.map(str::to_string),
+        ca: None,
+        client_certificate: None,
+    })
+}
+
+/// The name of the first peer each server address gets.
+async fn sni_by_address(upstream: Upstream) -> BTreeMap<SocketAddr, (String, bool)> {
+    let resolver = Arc::new(TableResolver::default());
+    resolver.set("app.internal", &["10.0.0.2:443"]);
+    let pool = UpstreamPool::new(upstream, resolver).unwrap();
+    pool.resolve().await;
+    let mut names = BTreeMap::new();
+    for _ in 0..4 {
+        let peer = pool
+            .peer(&mut Attempts::default(), &request(), CLIENT)
+            .unwrap();
+        assert!(peer.options.verify_cert && peer.options.verify_hostname);
+        names.insert(
+            *peer._address.as_inet().unwrap(),
+            (peer.sni.clone(), peer.is_tls()),
+        );
+    }
+    names
+}
+
+#[tokio::test]
+async fn tls_peers_verify_each_servers_own_name_unless_sni_is_set() {
+    let servers = ["10.0.0.1:443", "app.internal:443"];
+    let a: SocketAddr = "10.0.0.1:443".parse().unwrap();
+    let b: SocketAddr = "10.0.0.2:443".parse().unwrap();
+    let cases: &[(Option<&str>, [&str; 2])] = &[
+        // An IP server is verified for its IP address, a name for itself.
+        (None, ["10.0.0.1", "app.internal"]),
+        (Some("api.example"), ["api.example", "api.example"]),
+    ];
+    for (sni, expected) in cases {
+        let mut upstream = upstream(&servers, Selection::RoundRobin);
+        upstream.tls = tls(*sni);
+        let names = sni_by_address(upstream).await;
+        assert_eq!(names[&a], (expected[0].to_string(), true), "{sni:?}");
+        assert_eq!(names[&b], (expected[1].to_string(), true), "{sni:?}");
+    }
+}
+
 #[tokio::test]
 async fn peers_carry_the_upstreams_settings() {
     let pool = pool(&["10.0.0.1:443"], Arc::default()).await;
     let peer = pool
         .peer(&mut Attempts::default(), &request(), CLIENT)
         .unwrap();
-    assert_eq!(peer.sni, "app.internal");
     assert!(!peer.is_tls());
     assert_eq!(
         peer.options.connection_timeout,
@@ -214,4 +259,34 @@ async fn consistent_hashing_reads_the_configured_header() {
         servers.extend(chosen);
     }
     assert!(servers.len() > 1);
+}
+
+#[tokio::test]
+async fn tls_peers_carry_the_ca_and_client_certificate_and_pool_apart_by_ca() {
+    let folder = tempfile::tempdir().unwrap();
+    crate::config::test_pki::write_files(folder.path());
+    let peer_with = |ca_file: &str| {
+        let text = format!(
+            "upstreams:\n  app: {{servers: [\"10.0.0.1:443\"], tls: true, ca_file: {ca_file}, client_certificate: {{certificate_file: client.pem, private_key_file: client.key}}}}\nroutes:\n  - {{path_prefix: /, upstream: app}}\n"
+        );
+        let config = crate::config::parse(&text, folder.path(), &BTreeMap::new()).unwrap();
+        let upstream = config.upstreams[0].clone();
+        async move {
+            let pool = UpstreamPool::new(upstream, Arc::new(TableResolver::default())).unwrap();
+            pool.resolve().await;
+            pool.peer(&mut Attempts::default(), &request(), CLIENT)
+                .unwrap()
+        }
+    };
+    let peer = peer_with("ca.pem").await;
+    assert!(peer.is_tls());
+    assert_eq!(peer.sni, "10.0.0.1");
+    assert_eq!(peer.options.ca.as_ref().map(|ca| ca.len()), Some(1));
+    assert!(peer.client_cert_key.is_some());
+    let other = peer_with("other-ca.pem").await;
+    assert_ne!(
+        peer.group_key, other.group_key,
+        "a connection verified against one CA is not reused for another"
+    );
+    assert_eq!(peer.group_key, peer_with("ca.pem").await.group_key);
 }

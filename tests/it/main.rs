@@ -24,4 +24,6 @@ mod startup;
 mod token_endpoint;
 mod token_lifecycle;
 mod transport;
+mod upstream_keepalive;
+mod upstream_tls;
 mod upstreams;

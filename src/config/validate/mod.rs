@@ -67,7 +67,7 @@ impl FileConfig {
         let (https, http, metrics) =
             listeners::check_listeners(&mut problems, self.listen, &resolve);
         let data_dir = resolve(self.data_dir.unwrap_or_else(|| PathBuf::from("data")));
-        let upstreams = upstreams::check_upstreams(&mut problems, self.upstreams);
+        let upstreams = upstreams::check_upstreams(&mut problems, self.upstreams, &resolve);
         let oauth = oauth::check_oauth(&mut problems, self.oauth);
         let routes = routes::check_routes(&mut problems, self.routes, &upstreams, &oauth.prefix);
         let store = backends::check_store(&mut problems, self.store, env, &data_dir);

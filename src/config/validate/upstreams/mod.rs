@@ -8,8 +8,10 @@
 mod health;
 #[cfg(test)]
 mod tests;
+mod tls;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::Problems;
@@ -28,6 +30,7 @@ const MAX_RETRIES: u32 = 5;
 pub(super) fn check_upstreams(
     problems: &mut Problems,
     file: BTreeMap<String, FileUpstream>,
+    resolve: &dyn Fn(PathBuf) -> PathBuf,
 ) -> Vec<Upstream> {
     if file.is_empty() {
         problems.add(
@@ -36,11 +39,16 @@ pub(super) fn check_upstreams(
         );
     }
     file.into_iter()
-        .map(|(name, upstream)| check_upstream(problems, name, upstream))
+        .map(|(name, upstream)| check_upstream(problems, name, upstream, resolve))
         .collect()
 }
 
-fn check_upstream(problems: &mut Problems, name: String, file: FileUpstream) -> Upstream {
+fn check_upstream(
+    problems: &mut Problems,
+    name: String,
+    file: FileUpstream,
+    resolve: &dyn Fn(PathBuf) -> PathBuf,
+) -> Upstream {
     let path = format!("upstreams.{name}");
     let servers = check_servers(problems, &path, &file.servers);
     if file.idle_timeout_ms == Some(0) {
@@ -67,17 +75,17 @@ fn check_upstream(problems: &mut Problems, name: String, file: FileUpstream) -> 
     let selection = check_selection(problems, &path, file.selection, file.hash_on);
     let health_check = health::check_health_check(problems, &path, file.health_check);
     let passive = health::check_passive(problems, &path, file.passive);
-    let sni = file.sni.unwrap_or_else(|| {
-        servers
-            .first()
-            .map(|server| server.address.host())
-            .unwrap_or_default()
-    });
+    let tls_keys = tls::FileTlsKeys {
+        tls: file.tls,
+        sni: file.sni,
+        ca_file: file.ca_file,
+        client_certificate: file.client_certificate,
+    };
+    let tls = tls::check_tls(problems, &path, tls_keys, &servers, resolve);
     Upstream {
         name,
         servers,
-        tls: file.tls,
-        sni,
+        tls,
         connect_timeout: Duration::from_millis(file.connect_timeout_ms),
         read_timeout: Duration::from_millis(file.read_timeout_ms),
         selection,
