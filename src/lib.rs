@@ -76,6 +76,8 @@ pub mod sessions;
 pub mod state;
 /// Users, clients and sessions: embedded (SQLite) and MongoDB backends.
 pub mod store;
+/// The gateway's own JWT signing keys: made, rotated, published as a JWKS.
+pub mod signing_keys;
 /// Deletes expired sessions in the background.
 pub mod sweeper;
 #[cfg(test)]

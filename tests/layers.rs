@@ -30,6 +30,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "password",
             "rate_limit",
             "sessions",
+            "signing_keys",
             "store",
             "tls",
             "tokens",
