@@ -72,12 +72,12 @@ pub mod respond;
 pub mod route;
 /// The session lifecycle: ending sessions, rotation, retries (pure steps).
 pub mod sessions;
+/// The gateway's own JWT signing keys: made, rotated, published as a JWKS.
+pub mod signing_keys;
 /// The services, the running configuration's state, and its swap.
 pub mod state;
 /// Users, clients and sessions: embedded (SQLite) and MongoDB backends.
 pub mod store;
-/// The gateway's own JWT signing keys: made, rotated, published as a JWKS.
-pub mod signing_keys;
 /// Deletes expired sessions in the background.
 pub mod sweeper;
 #[cfg(test)]

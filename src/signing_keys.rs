@@ -119,8 +119,10 @@ impl SigningKeys {
         for key in &mut file.keys {
             key.retired_at.get_or_insert(now);
         }
-        file.keys
-            .retain(|key| key.retired_at.is_some_and(|at| at + retired_key_seconds > now));
+        file.keys.retain(|key| {
+            key.retired_at
+                .is_some_and(|at| at + retired_key_seconds > now)
+        });
         let key = new_key(algorithm, now)?;
         let kid = key.kid.clone();
         file.keys.push(key);
@@ -157,9 +159,13 @@ impl SigningKeys {
                 })?);
             }
         }
-        let der = STANDARD
-            .decode(&current.pkcs8)
-            .map_err(|_| anyhow!("key `{}` in `{}` is not base64", current.kid, path.display()))?;
+        let der = STANDARD.decode(&current.pkcs8).map_err(|_| {
+            anyhow!(
+                "key `{}` in `{}` is not base64",
+                current.kid,
+                path.display()
+            )
+        })?;
         let encoding = match current.alg {
             SigningAlgorithm::EdDSA => EncodingKey::from_ed_der(&der),
             SigningAlgorithm::ES256 => EncodingKey::from_ec_der(&der),
@@ -222,7 +228,9 @@ fn new_key(algorithm: SigningAlgorithm, now: u64) -> Result<StoredKey> {
 
 /// The JWK of a key's public part (RFC 7517, RFC 8037 for Ed25519).
 fn public_jwk(key: &StoredKey) -> Result<Value> {
-    let der = STANDARD.decode(&key.pkcs8).map_err(|_| anyhow!("not base64"))?;
+    let der = STANDARD
+        .decode(&key.pkcs8)
+        .map_err(|_| anyhow!("not base64"))?;
     Ok(match key.alg {
         SigningAlgorithm::EdDSA => {
             let pair =
@@ -294,7 +302,9 @@ mod tests {
             let folder = tempfile::tempdir().unwrap();
             let path = folder.path().join("keys.json");
             let keys = SigningKeys::load_or_create(&path, algorithm, 600, 1000).unwrap();
-            let token = keys.sign("JWT", &json!({"sub": "u1", "exp": 4_000_000_000u64})).unwrap();
+            let token = keys
+                .sign("JWT", &json!({"sub": "u1", "exp": 4_000_000_000u64}))
+                .unwrap();
             let header = jsonwebtoken::decode_header(&token).unwrap();
             assert_eq!(header.kid.as_deref(), Some(keys.kid()));
             assert_eq!(header.alg, algorithm.jwt());
@@ -331,12 +341,21 @@ mod tests {
         };
         // (now, the key that signs, the keys published)
         let cases = [
-            (2000, second.clone(), vec![first.kid().to_string(), second.clone()]),
-            (2599, second.clone(), vec![first.kid().to_string(), second.clone()]),
+            (
+                2000,
+                second.clone(),
+                vec![first.kid().to_string(), second.clone()],
+            ),
+            (
+                2599,
+                second.clone(),
+                vec![first.kid().to_string(), second.clone()],
+            ),
             (2600, second.clone(), vec![second.clone()]),
         ];
         for (now, signing, published) in cases {
-            let keys = SigningKeys::load_or_create(&path, SigningAlgorithm::EdDSA, 600, now).unwrap();
+            let keys =
+                SigningKeys::load_or_create(&path, SigningAlgorithm::EdDSA, 600, now).unwrap();
             assert_eq!(keys.kid(), signing, "at {now}");
             assert_eq!(kids(&keys), published, "at {now}");
         }
@@ -354,7 +373,10 @@ mod tests {
         let error = SigningKeys::load_or_create(&path, SigningAlgorithm::EdDSA, 600, 1)
             .unwrap_err()
             .to_string();
-        assert!(error.contains("keys.json") && error.contains("not a signing-key file"), "{error}");
+        assert!(
+            error.contains("keys.json") && error.contains("not a signing-key file"),
+            "{error}"
+        );
         fs::write(&path, r#"{"keys": []}"#).unwrap();
         let error = SigningKeys::load_or_create(&path, SigningAlgorithm::EdDSA, 600, 1)
             .unwrap_err()

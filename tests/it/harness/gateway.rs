@@ -145,7 +145,9 @@ management:
         self.dir.path().join("gateway.log")
     }
 
-    pub fn spawn(&mut self) {
+    /// `portcullis serve [extra] -c <file>` with the test's environment,
+    /// logging to the gateway's log file.
+    fn serve_command(&self, extra: &[&str]) -> Command {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -154,6 +156,7 @@ management:
         let mut command = Command::new(GATEWAY);
         command
             .arg("serve")
+            .args(extra)
             .arg("-c")
             .arg(&self.config_path)
             .env("RUST_LOG", "info")
@@ -164,6 +167,11 @@ management:
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(log.try_clone().unwrap())
             .stderr(log);
+        command
+    }
+
+    pub fn spawn(&mut self) {
+        let mut command = self.serve_command(&[]);
         let mut child = die_with_parent(&mut command)
             .spawn()
             .expect("start the gateway");
@@ -233,24 +241,7 @@ management:
     /// same file: it takes the listening sockets once the old process gets
     /// SIGQUIT. Returns the old process, which becomes the caller's.
     pub fn start_upgrade(&mut self) -> Child {
-        let log = std::fs::OpenOptions::new()
-            .append(true)
-            .open(self.log_path())
-            .unwrap();
-        let mut command = Command::new(GATEWAY);
-        command
-            .arg("serve")
-            .arg("--upgrade")
-            .arg("-c")
-            .arg(&self.config_path)
-            .env("RUST_LOG", "info")
-            .env_remove("PORTCULLIS_REDIS_URL")
-            .env_remove("PORTCULLIS_MONGODB_URI")
-            .env_remove("PORTCULLIS_ADMIN_USERNAME")
-            .env_remove("PORTCULLIS_ADMIN_PASSWORD")
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdout(log.try_clone().unwrap())
-            .stderr(log);
+        let mut command = self.serve_command(&["--upgrade"]);
         let new = die_with_parent(&mut command)
             .spawn()
             .expect("start the upgraded gateway");
