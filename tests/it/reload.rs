@@ -513,9 +513,15 @@ async fn a_graceful_upgrade_under_load_hands_over_without_a_failed_request() {
     let load = Load::start(gateway.url("/load"), token);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut old = gateway.start_upgrade();
-    // The new process waits on the upgrade socket; give it a moment to
-    // listen there, then hand over.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The new process waits on the upgrade socket; once it listens there,
+    // hand over. (The old one would also retry for 5 s.)
+    let upgrade_socket = gateway.dir.path().join("data/upgrade.sock");
+    assert!(
+        eventually(Duration::from_secs(10), || async { upgrade_socket.exists() }).await,
+        "the new process listens for the sockets: {}",
+        gateway.logs()
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
     unsafe { libc::kill(old.id() as i32, libc::SIGQUIT) };
     let new_pid = gateway.pid();
     assert!(
