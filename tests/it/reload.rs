@@ -517,7 +517,10 @@ async fn a_graceful_upgrade_under_load_hands_over_without_a_failed_request() {
     // hand over. (The old one would also retry for 5 s.)
     let upgrade_socket = gateway.dir.path().join("data/upgrade.sock");
     assert!(
-        eventually(Duration::from_secs(10), || async { upgrade_socket.exists() }).await,
+        eventually(Duration::from_secs(10), || async {
+            upgrade_socket.exists()
+        })
+        .await,
         "the new process listens for the sockets: {}",
         gateway.logs()
     );
