@@ -39,7 +39,7 @@ use server::{server_of, InFlight};
 pub use service::Maintenance;
 use tls::PeerTls;
 
-use crate::config::{HashOn, PassivePolicy, Selection, ServerAddress, Upstream};
+use crate::config::{HashOn, Selection, ServerAddress, Upstream};
 use crate::metrics;
 
 /// The error type of "no usable server": answered 503 with Retry-After.
@@ -50,23 +50,17 @@ const GAUGE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500
 
 /// One configured upstream.
 pub struct UpstreamPool {
-    name: String,
     /// `None`: plain HTTP.
     tls: Option<PeerTls>,
-    connect_timeout: std::time::Duration,
-    read_timeout: std::time::Duration,
-    idle_timeout: Option<std::time::Duration>,
     /// `Some` with consistent hashing.
     hash_on: Option<HashOn>,
-    passive: PassivePolicy,
-    retries: u32,
     /// `portcullis_upstream_duration_seconds` of this upstream.
     response_time: prometheus::Histogram,
     /// The servers as written: the `server` label of the health gauge.
     entries: Vec<String>,
     balancer: Balancer,
-    /// What the pool was made from: a reload keeps the pool when these
-    /// did not change.
+    /// What the pool was made from (name, timeouts, retries, ejection): a
+    /// reload keeps the pool when these did not change.
     settings: Upstream,
 }
 
@@ -102,11 +96,9 @@ impl UpstreamPool {
             schedule,
         );
         metrics::upstream_configured(&upstream.name);
-        let settings = upstream.clone();
         Ok(UpstreamPool {
-            settings,
-            hash_on: match upstream.selection {
-                Selection::ConsistentHash(hash_on) => Some(hash_on),
+            hash_on: match &upstream.selection {
+                Selection::ConsistentHash(hash_on) => Some(hash_on.clone()),
                 _ => None,
             },
             entries: upstream
@@ -115,14 +107,9 @@ impl UpstreamPool {
                 .map(|s| s.address.to_string())
                 .collect(),
             response_time: crate::metrics::upstream_duration(&upstream.name),
-            name: upstream.name,
             tls,
-            connect_timeout: upstream.connect_timeout,
-            read_timeout: upstream.read_timeout,
-            idle_timeout: upstream.idle_timeout,
-            passive: upstream.passive,
-            retries: upstream.retries,
             balancer,
+            settings: upstream,
         })
     }
 
@@ -132,7 +119,7 @@ impl UpstreamPool {
     }
 
     pub fn name(&self) -> &str {
-        &self.name
+        &self.settings.name
     }
 
     /// The servers as written, as the health gauge labels them.
@@ -147,7 +134,7 @@ impl UpstreamPool {
     /// Looks every name up now (at startup, before serving).
     pub async fn resolve(&self) {
         if let Err(error) = self.balancer.update().await {
-            tracing::warn!(upstream = %self.name, %error, "cannot update the upstream's servers");
+            tracing::warn!(upstream = %self.settings.name, %error, "cannot update the upstream's servers");
         }
         self.refresh_gauges();
     }
@@ -169,7 +156,7 @@ impl UpstreamPool {
         let Some((server, address)) = chosen.as_ref().and_then(server_of) else {
             return Err(Error::explain(
                 ErrorType::Custom(NO_HEALTHY_SERVER),
-                format!("no server of upstream `{}` is usable", self.name),
+                format!("no server of upstream `{}` is usable", self.settings.name),
             )
             .into_up());
         };
@@ -179,9 +166,9 @@ impl UpstreamPool {
             Some(tls) => tls.peer(address, server.entry),
             None => HttpPeer::new(address, false, String::new()),
         };
-        peer.options.connection_timeout = Some(self.connect_timeout);
-        peer.options.read_timeout = Some(self.read_timeout);
-        peer.options.idle_timeout = self.idle_timeout;
+        peer.options.connection_timeout = Some(self.settings.connect_timeout);
+        peer.options.read_timeout = Some(self.settings.read_timeout);
+        peer.options.idle_timeout = self.settings.idle_timeout;
         Ok(Box::new(peer))
     }
 
@@ -194,7 +181,7 @@ impl UpstreamPool {
         }
         let retry = self.has_another(attempts);
         if retry {
-            metrics::upstream_retry(&self.name);
+            metrics::upstream_retry(&self.settings.name);
         }
         error.set_retry(retry);
         error
@@ -210,7 +197,7 @@ impl UpstreamPool {
         replayable: bool,
         reused: bool,
     ) -> Box<Error> {
-        let retries_left = attempts.retries < self.retries;
+        let retries_left = attempts.retries < self.settings.retries;
         let failure = SentFailure::of(
             &mut error,
             reused,
@@ -227,7 +214,7 @@ impl UpstreamPool {
         let retry = failure.retry() && self.has_another(attempts);
         if retry {
             attempts.retries += 1;
-            metrics::upstream_retry(&self.name);
+            metrics::upstream_retry(&self.settings.name);
         }
         error.set_retry(retry);
         error
@@ -295,15 +282,15 @@ impl UpstreamPool {
     fn record(&self, current: &InFlight, success: bool) {
         let change = current
             .server()
-            .record(success, Instant::now(), &self.passive);
+            .record(success, Instant::now(), &self.settings.passive);
         let server = current.address();
         match change {
             Change::Ejected => tracing::warn!(
-                upstream = %self.name, %server,
-                "server ejected for {} ms after failed requests", self.passive.eject.as_millis()
+                upstream = %self.settings.name, %server,
+                "server ejected for {} ms after failed requests", self.settings.passive.eject.as_millis()
             ),
             Change::Restored => {
-                tracing::info!(upstream = %self.name, %server, "server answers again")
+                tracing::info!(upstream = %self.settings.name, %server, "server answers again")
             }
             Change::None => return,
         }
@@ -336,7 +323,7 @@ impl UpstreamPool {
     /// `portcullis_upstream_server_healthy`, one per configured entry.
     fn refresh_gauges(&self) {
         for (entry, healthy) in self.entries.iter().zip(self.entry_health()) {
-            metrics::upstream_server_healthy(&self.name, entry, healthy);
+            metrics::upstream_server_healthy(&self.settings.name, entry, healthy);
         }
     }
 }
