@@ -143,7 +143,6 @@ impl ProxyHttp for Gateway {
         session: &mut Session,
         ctx: &mut RequestContext,
     ) -> Result<()> {
-        let state = ctx.state.clone();
         connection_guard::head_complete(session);
         if connection_guard::draining() {
             // The last request of this connection: said in the response.
@@ -151,7 +150,7 @@ impl ProxyHttp for Gateway {
         }
         let headers = &session.req_header().headers;
         ctx.request_id = forwarding::request_id(headers);
-        let trusted_proxies = &state.config.server.trusted_proxies;
+        let trusted_proxies = &ctx.state.config.server.trusted_proxies;
         ctx.peer = peer_address(session).to_canonical();
         ctx.peer_trusted = trusted_proxies
             .iter()
@@ -262,13 +261,12 @@ impl ProxyHttp for Gateway {
         session: &mut Session,
         ctx: &mut RequestContext,
     ) -> Result<Box<HttpPeer>> {
-        let state = ctx.state.clone();
         let Destination::Proxy { route } = ctx.destination else {
             // request_filter answers every other destination itself.
             return Error::e_explain(InternalError, "no upstream for this destination");
         };
-        let route = state.router.routes.get(route);
-        let pool = &state.upstreams[route.upstream];
+        let route = ctx.state.router.routes.get(route);
+        let pool = &ctx.state.upstreams[route.upstream];
         // Called again for each retry; the pool skips servers that failed.
         let mut peer = pool.peer(&mut ctx.upstream, session.req_header(), ctx.client_address)?;
         // A route's own timeouts win over its upstream's.
@@ -289,8 +287,7 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestContext,
         error: Box<Error>,
     ) -> Box<Error> {
-        let state = ctx.state.clone();
-        match upstream_of(&state, ctx.destination) {
+        match upstream_of(&ctx.state, ctx.destination) {
             Some(pool) => pool.connect_failed(&mut ctx.upstream, error),
             None => error,
         }
@@ -304,13 +301,12 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestContext,
         client_reused: bool,
     ) -> Box<Error> {
-        let state = ctx.state.clone();
         let error = error.more_context(format!("Peer: {peer}"));
         // Pingora's rule for what may be sent twice: an idempotent method,
         // and a body it still holds whole.
         let replayable = session.req_header().method.is_idempotent()
             && !session.as_ref().retry_buffer_truncated();
-        match upstream_of(&state, ctx.destination) {
+        match upstream_of(&ctx.state, ctx.destination) {
             Some(pool) => pool.proxy_failed(&mut ctx.upstream, error, replayable, client_reused),
             None => {
                 let mut error = error;
@@ -326,8 +322,7 @@ impl ProxyHttp for Gateway {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestContext,
     ) -> Result<()> {
-        let state = ctx.state.clone();
-        if let Some(pool) = upstream_of(&state, ctx.destination) {
+        if let Some(pool) = upstream_of(&ctx.state, ctx.destination) {
             pool.responded(&mut ctx.upstream, upstream_response.status.as_u16());
             if let Some(started) = ctx.upstream_started {
                 let took = started.elapsed();
@@ -344,12 +339,17 @@ impl ProxyHttp for Gateway {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestContext,
     ) -> Result<()> {
-        let state = ctx.state.clone();
         let Destination::Proxy { route } = ctx.destination else {
             return Error::e_explain(InternalError, "not a proxied destination");
         };
-        let route = state.router.routes.get(route);
-        upstream_request::prepare(session, upstream_request, ctx, route, &state.config.server)
+        let route = ctx.state.router.routes.get(route);
+        upstream_request::prepare(
+            session,
+            upstream_request,
+            ctx,
+            route,
+            &ctx.state.config.server,
+        )
     }
 
     async fn response_filter(
@@ -392,7 +392,6 @@ impl ProxyHttp for Gateway {
         error: Option<&Error>,
         ctx: &mut RequestContext,
     ) {
-        let state = ctx.state.clone();
         connection_guard::request_done(session);
         if self.role == ListenerRole::Control {
             // The CLI's calls are not client traffic: the audit log has
@@ -401,7 +400,7 @@ impl ProxyHttp for Gateway {
         }
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let elapsed = ctx.started.elapsed();
-        let route = route_label(&state, ctx.destination);
+        let route = route_label(&ctx.state, ctx.destination);
         let method = &session.req_header().method;
         metrics::request_done(route, method, status, elapsed.as_secs_f64());
         let request = session.req_header();
@@ -449,7 +448,7 @@ impl<T: std::fmt::Display> std::fmt::Display for Shown<T> {
 }
 
 /// A duration for the access line, in milliseconds with three decimals
-/// (`12.345ms`), written with integer arithmetic: float formatting was a
+/// (`12.345ms`), from integer microseconds: float formatting was a
 /// measurable part of every request's access line.
 struct Millis(Option<std::time::Duration>);
 
@@ -459,31 +458,7 @@ impl std::fmt::Display for Millis {
             return f.write_str("-");
         };
         let micros = took.as_micros();
-        let mut text = [0u8; 48];
-        let mut at = text.len();
-        let mut push = |byte: u8| {
-            at -= 1;
-            text[at] = byte;
-        };
-        for byte in b"sm".iter() {
-            push(*byte);
-        }
-        let mut fraction = (micros % 1000) as u32;
-        for _ in 0..3 {
-            push(b'0' + (fraction % 10) as u8);
-            fraction /= 10;
-        }
-        push(b'.');
-        let mut whole = micros / 1000;
-        loop {
-            push(b'0' + (whole % 10) as u8);
-            whole /= 10;
-            if whole == 0 {
-                break;
-            }
-        }
-        // ASCII digits, a dot and `ms`: always UTF-8.
-        f.write_str(std::str::from_utf8(&text[at..]).unwrap_or("-"))
+        write!(f, "{}.{:03}ms", micros / 1000, micros % 1000)
     }
 }
 
