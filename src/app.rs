@@ -292,8 +292,8 @@ pub fn serve(launch: Launch) -> Result<()> {
         )
     })?;
     let certificate = match &config.https {
-        Some(_) => Some(Arc::new(ListenerCertificate::new(
-            crate::reload::listener_certificate(&config)?,
+        Some(https) => Some(Arc::new(ListenerCertificate::new(
+            crate::tls::listener_certificate(https, &config.data_dir)?,
         ))),
         None => None,
     };

@@ -90,6 +90,15 @@ impl CertificatePair {
     }
 }
 
+/// The certificate `listen.https` names (or the generated one), read now:
+/// at startup, and at every reload, which so picks up a renewed one.
+pub fn listener_certificate(
+    https: &crate::config::HttpsListener,
+    data_dir: &Path,
+) -> Result<Arc<CertifiedKey>> {
+    certificate_pair(https.certificate.as_ref(), data_dir)?.load()
+}
+
 /// The HTTPS listener's certificate: one for every handshake, replaced
 /// whole by a reload.
 pub struct ListenerCertificate {

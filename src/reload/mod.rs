@@ -24,7 +24,7 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::config::{self, keep_restart_only, Config, ProcessEnvironment};
+use crate::config::{self, keep_restart_only, ProcessEnvironment};
 use crate::metrics::{self, ReloadResult};
 use crate::state::{AppState, LiveState};
 use crate::tls::ListenerCertificate;
@@ -131,12 +131,14 @@ impl Reloader {
                     .collect::<Vec<_>>()
             })?;
         let (config, kept) = keep_restart_only(&running.config, config);
-        let certificate = match &self.certificate {
-            Some(_) => Some(
-                listener_certificate(&config)
+        // The running HTTPS listener stays (restart-only), so a gateway
+        // with a certificate to replace still has `listen.https`.
+        let certificate = match (&self.certificate, &config.https) {
+            (Some(_), Some(https)) => Some(
+                crate::tls::listener_certificate(https, &config.data_dir)
                     .map_err(|e| vec![("listen.https".to_string(), format!("{e:#}"))])?,
             ),
-            None => None,
+            _ => None,
         };
         // Off the runtime: a changed administrator's password is hashed.
         let (services, previous) = (running.services.clone(), running.clone());
@@ -159,16 +161,6 @@ impl Reloader {
             kept,
         })
     }
-}
-
-/// The HTTPS certificate the file names (or the generated one), read now:
-/// a renewed certificate is picked up by every reload.
-pub fn listener_certificate(config: &Config) -> anyhow::Result<Arc<rustls::sign::CertifiedKey>> {
-    let https = config
-        .https
-        .as_ref()
-        .ok_or_else(|| anyhow::anyhow!("no HTTPS listener"))?;
-    crate::tls::certificate_pair(https.certificate.as_ref(), &config.data_dir)?.load()
 }
 
 /// Health gauges of servers no pool has any more.
