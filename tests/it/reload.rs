@@ -71,6 +71,18 @@ fn metric_value(metrics: &str, series: &str) -> Option<f64> {
         .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
 }
 
+/// The log lines `selected` picks: one per setting, each named by one.
+fn assert_lines_name_each(logs: &str, selected: impl Fn(&str) -> bool, settings: &[&str]) {
+    let lines: Vec<&str> = logs.lines().filter(|line| selected(line)).collect();
+    assert_eq!(lines.len(), settings.len(), "{logs}");
+    for setting in settings {
+        assert!(
+            lines.iter().any(|line| line.contains(setting)),
+            "no line names {setting}: {logs}"
+        );
+    }
+}
+
 fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
@@ -193,20 +205,11 @@ async fn an_invalid_file_is_refused_line_by_line_and_the_running_configuration_s
     let logs = gateway
         .logs_when(|logs| logs.contains("the running configuration stays"))
         .await;
-    let refused: Vec<&str> = logs
-        .lines()
-        .filter(|line| line.contains("configuration reload refused") && line.contains("setting="))
-        .collect();
-    assert_eq!(refused.len(), 2, "one line per problem: {logs}");
-    assert!(
-        refused
-            .iter()
-            .any(|line| line.contains("routes[0].upstream")),
-        "{logs}"
-    );
-    assert!(
-        refused.iter().any(|line| line.contains("server.threads")),
-        "{logs}"
+    // One line per problem.
+    assert_lines_name_each(
+        &logs,
+        |line| line.contains("configuration reload refused") && line.contains("setting="),
+        &["routes[0].upstream", "server.threads"],
     );
     assert_eq!(gateway.get_status("/still", token).await, 200);
     assert_eq!(upstream.last().uri, "/still");
@@ -268,20 +271,10 @@ async fn restart_only_settings_are_named_and_kept_while_the_rest_applies() {
     let logs = gateway
         .logs_when(|logs| logs.contains("configuration reloaded"))
         .await;
-    let named: Vec<&str> = logs
-        .lines()
-        .filter(|line| line.contains("needs a restart"))
-        .collect();
-    assert_eq!(named.len(), 2, "{logs}");
-    assert!(
-        named
-            .iter()
-            .any(|line| line.contains("listen.http.address")),
-        "{logs}"
-    );
-    assert!(
-        named.iter().any(|line| line.contains("server.threads")),
-        "{logs}"
+    assert_lines_name_each(
+        &logs,
+        |line| line.contains("needs a restart"),
+        &["listen.http.address", "server.threads"],
     );
     // The listener stays where it was; nothing listens on the new port.
     assert_eq!(gateway.get_status("/x", token).await, 200);
